@@ -189,7 +189,7 @@ struct npt_link {
 	uint64_t peer_hb_ns;         /* when it last changed (local monotonic) */
 	uint64_t hb;                 /* our heartbeat */
 	bool chan_busy[NPT_MAX_CHANNELS];    /* a local handle exists */
-	uint32_t chan_session[NPT_MAX_CHANNELS]; /* EP: last session accepted */
+	uint32_t chan_session[NPT_MAX_CHANNELS]; /* EP: last session accepted; host: last opened */
 	char errmsg[NPT_ERRLEN];
 	char errcopy[NPT_ERRLEN];
 	char desc[PATH_MAX + 64];
