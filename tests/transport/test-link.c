@@ -567,6 +567,35 @@ static void completion_bad_reply_magic(void **st)
 	host_expect_violation(p, "reply magic 0x12345678");
 }
 
+
+static void reopened_channel_ignores_previous_completions(void **st)
+{
+	struct pair *p = *st;
+	struct npt_hcomp comp;
+	struct npt_ereq r;
+	uint8_t req[28], rep[16];
+	unsigned idx = npt_chan_index(p->hc);
+
+	roundtrip(p, T_NBD_CMD_FLUSH, 0, 1, 0);   /* completion slot 0 now holds seq 1 */
+	npt_chan_close(p->hc);
+	npt_chan_close(p->ec);
+	p->ec = NULL;
+	assert_int_equal(npt_chan_open(p->host, (int)idx, &p->hc), 0);
+	assert_int_equal(npt_chan_begin_frames(p->hc), 0);
+	t_make_req(req, T_NBD_CMD_FLUSH, 2, 0, 0);
+	assert_int_equal(npt_host_submit(p->hc, req, NULL), 0);
+	/* not accepted yet: the stale entry must not be reaped */
+	assert_int_equal(npt_host_reap(p->hc, &comp, 1), 0);
+	assert_int_equal(npt_chan_accept(p->ep, &p->ec), 0);
+	assert_int_equal(npt_chan_begin_frames(p->ec), 0);
+	assert_int_equal(npt_ep_take(p->ec, &r, 1), 1);
+	assert_int_equal(get_be64(r.hdr + 8), 2);
+	t_make_reply(rep, r.hdr, 0);
+	assert_int_equal(npt_ep_complete(p->ec, &r, rep, 0), 0);
+	assert_int_equal(npt_host_reap(p->hc, &comp, 1), 1);
+	assert_int_equal(get_be64(comp.reply + 8), 2);
+}
+
 /* ---- lifecycle -------------------------------------------------------------- */
 
 static void chan_open_busy_and_first_free(void **st)
@@ -745,6 +774,7 @@ int main(void)
 		W(completion_cookie_mismatch),
 		W(completion_length_beyond_buffer),
 		B(completion_bad_reply_magic),
+		W(reopened_channel_ignores_previous_completions),
 		S(chan_open_busy_and_first_free),
 		S(chan_reopen_after_close_is_accepted),
 		S(ep_close_seen_by_host_channel),
