@@ -282,13 +282,18 @@ int main(int argc, char **argv)
 	int ch, status;
 	pid_t pid;
 
-	while ((ch = getopt(argc, argv, "t:wo:h")) != -1) {
+	long only_size = -1, only_qd = -1;
+
+	while ((ch = getopt(argc, argv, "t:wo:s:q:h")) != -1) {
 		switch (ch) {
+		case 's': only_size = atol(optarg); break;
+		case 'q': only_qd = atol(optarg); break;
 		case 't': g_secs = atof(optarg); break;
 		case 'w': writes = true; break;
 		case 'o': snprintf(opts, sizeof(opts), ",%s", optarg); break;
 		default:
-			fprintf(stderr, "usage: bench-transport [-t SECONDS_PER_POINT] [-w (WRITEs)] [-o dma_gbps=X,dma_lat_us=Y]\n");
+			fprintf(stderr, "usage: bench-transport [-t SECONDS_PER_POINT] [-w (WRITEs)] [-s PAYLOAD] [-q QD]\n"
+					"                       [-o dma_gbps=X,dma_lat_us=Y]\n");
 			return ch == 'h' ? 0 : 2;
 		}
 	}
@@ -320,7 +325,9 @@ int main(int argc, char **argv)
 			struct point pt;
 			int r;
 
-			if ((uint64_t)sizes[si] * qds[qi] > p.data_per_chan)
+			if ((uint64_t)sizes[si] * qds[qi] > p.data_per_chan ||
+			    (only_size >= 0 && sizes[si] != (uint32_t)only_size) ||
+			    (only_qd >= 0 && qds[qi] != (unsigned)only_qd))
 				continue;
 			r = measure(c, writes ? 1 : 0, sizes[si], qds[qi], &pt);
 			if (r) {
