@@ -5,10 +5,11 @@
  *   interop-client info SOCKET EXPORT
  *   interop-client go   SOCKET EXPORT [--no-optgo]
  *
- * list/info print what the server said; go negotiates, then writes, reads
- * back and compares data, checks that a never-written region reads as
+ * list/info print what the server said; go negotiates, then (within the
+ * advertised block sizes) writes, reads back and compares data, checks that a never-written region reads as
  * zeroes and that a read past the end fails without breaking the
- * connection, flushes, and disconnects. Exit 0 on success, 1 on a data or
+ * connection, flushes, and disconnects; on a read-only export it checks
+ * that a write is refused with an error reply and the connection survives. Exit 0 on success, 1 on a data or
  * transmission failure, 2 when the handshake fails (message on stderr). */
 #include <errno.h>
 #include <inttypes.h>
@@ -125,15 +126,37 @@ static void fill(uint8_t *p, size_t n, unsigned seed)
 		p[i] = (uint8_t)(i * 7 + seed + (i >> 9));
 }
 
+/* A read-only export: reads work, a write gets an error reply and leaves
+ * the connection usable. */
+static int read_only_test(int fd, const struct nbdp_export *e)
+{
+	static uint8_t buf[4096];
+	int64_t r;
+
+	r = request(fd, NBD_CMD_READ, 0, 0, sizeof(buf), buf);
+	CHECK(r == 0, "read: offset 0 length 4096 failed: %" PRId64, r);
+	r = request(fd, NBD_CMD_WRITE, 0, 0, sizeof(buf), buf);
+	CHECK(r > 0, "write to a read-only export: got %" PRId64 ", expected an NBD error", r);
+	printf("write to read-only: %s\n", nbd_err_name((uint32_t)r));
+	r = request(fd, NBD_CMD_READ, 0, 0, sizeof(buf), buf);
+	CHECK(r == 0, "read after the refused write failed: %" PRId64, r);
+	r = request(fd, NBD_CMD_DISC, 0, 0, 0, NULL);
+	CHECK(r == 0, "disconnect failed: %" PRId64, r);
+	printf("data: ok (read-only)\n");
+	return 0;
+}
+
 static int data_test(int fd, const struct nbdp_export *e)
 {
 	static uint8_t wbuf[MiB], rbuf[MiB];
 	uint32_t min = e->min_block > 1 ? e->min_block : 512;
+	uint32_t big = e->max_block && e->max_block < MiB ? e->max_block / min * min : MiB;
 	uint64_t tail = (e->size - 4096) / min * min;
 	int64_t r;
 
 	CHECK(e->size >= 4 * MiB, "export size %" PRIu64 " below the 4 MiB this test needs", e->size);
-	CHECK(!(e->tflags & NBD_FLAG_READ_ONLY), "export is read-only: cannot test writes");
+	if (e->tflags & NBD_FLAG_READ_ONLY)
+		return read_only_test(fd, e);
 
 	fill(wbuf, 65536, 1);
 	r = request(fd, NBD_CMD_WRITE, 0, 0, 65536, wbuf);
@@ -150,11 +173,11 @@ static int data_test(int fd, const struct nbdp_export *e)
 	r = request(fd, NBD_CMD_READ, 0, tail, 4096, rbuf);
 	CHECK(r == 0 && !memcmp(rbuf, wbuf, 4096), "read-back at the end of the export differs");
 
-	fill(wbuf, MiB, 5);
-	r = request(fd, NBD_CMD_WRITE, 0, MiB, MiB, wbuf);
-	CHECK(r == 0, "write: offset 1 MiB length 1 MiB failed: %" PRId64, r);
-	r = request(fd, NBD_CMD_READ, 0, MiB, MiB, rbuf);
-	CHECK(r == 0 && !memcmp(rbuf, wbuf, MiB), "read-back of 1 MiB at 1 MiB differs");
+	fill(wbuf, big, 5);
+	r = request(fd, NBD_CMD_WRITE, 0, MiB, big, wbuf);
+	CHECK(r == 0, "write: offset 1 MiB length %u failed: %" PRId64, big, r);
+	r = request(fd, NBD_CMD_READ, 0, MiB, big, rbuf);
+	CHECK(r == 0 && !memcmp(rbuf, wbuf, big), "read-back of %u bytes at 1 MiB differs", big);
 
 	memset(rbuf, 0xee, 4096);
 	r = request(fd, NBD_CMD_READ, 0, 3 * MiB, 4096, rbuf);

@@ -2,6 +2,7 @@
 # Interoperability of the proto machines with real NBD peers.
 #
 #   interop.sh client-nbdkit      BINDIR   our client machine vs nbdkit memory
+#   interop.sh client-nbdkit-blocksize BINDIR  ... vs nbdkit enforcing 4 KiB blocks
 #   interop.sh client-nbd-server  BINDIR   our client machine vs nbd-server 3.24
 #   interop.sh server-nbdinfo     BINDIR   nbdinfo (libnbd) vs our server machine
 #   interop.sh server-qemu-io     BINDIR   qemu-io vs our server machine
@@ -18,13 +19,15 @@ client=$bindir/nbdp-interop-client
 server=$bindir/nbdp-interop-server
 
 tmp=$(mktemp -d "/tmp/nbdp-interop-$$-XXXXXX")
-pid=
+pids=()
 cleanup() {
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-        kill "$pid" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null || true
-    fi
+    local p
+    for p in "${pids[@]}"; do
+        kill -0 "$p" 2>/dev/null || continue
+        kill "$p" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$p" 2>/dev/null || true
+    done
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -32,10 +35,11 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 need() { command -v "$1" >/dev/null || { echo "SKIP: $1 not installed" >&2; exit 77; }; }
 
-# wait_for PIDFILE SOCKET: both exist (the server is listening); sets $pid.
+# wait_for PIDFILE SOCKET: both exist (the server is listening); the PID
+# joins those killed on exit.
 wait_for() {
     for _ in $(seq 100); do
-        if [ -s "$1" ] && [ -S "$2" ]; then pid=$(cat "$1"); return 0; fi
+        if [ -s "$1" ] && [ -S "$2" ]; then pids+=("$(cat "$1")"); return 0; fi
         sleep 0.1
     done
     fail "server did not create $1 and $2 within 10 s"
@@ -62,6 +66,22 @@ client-nbdkit)
     "$client" go "$sock" disk --no-optgo >"$out" || { cat "$out"; fail "export_name + data against nbdkit"; }
     expect "$out" '^mode export_name$' "no_optgo against nbdkit"
     expect "$out" '^data: ok$' "data (export_name) against nbdkit"
+    ;;
+client-nbdkit-blocksize)
+    need nbdkit
+    [ -e "$(nbdkit --dump-config | sed -n 's/^filterdir=//p')/nbdkit-blocksize-policy-filter.so" ] \
+        || { echo "SKIP: nbdkit blocksize-policy filter not installed" >&2; exit 77; }
+    # nbdkit fails unaligned or oversized requests with EINVAL: the data
+    # test passes only if our client honours what INFO_BLOCK_SIZE said.
+    nbdkit -U "$sock" -P "$tmp/pid" --filter=blocksize-policy memory 64M \
+        blocksize-minimum=4096 blocksize-preferred=65536 blocksize-maximum=262144 \
+        blocksize-error-policy=error
+    wait_for "$tmp/pid" "$sock"
+    "$client" go "$sock" "" >"$out" || { cat "$out"; fail "go + data against nbdkit blocksize-policy"; }
+    expect "$out" '^min 4096$' "minimum block size from nbdkit"
+    expect "$out" '^pref 65536$' "preferred block size from nbdkit"
+    expect "$out" '^max 262144$' "maximum block size from nbdkit"
+    expect "$out" '^data: ok$' "data within nbdkit's block sizes"
     ;;
 client-nbd-server)
     need nbd-server
@@ -97,6 +117,23 @@ EOF
     "$client" go "$sock" nope --no-optgo >"$out" 2>&1 && fail "unknown export (EXPORT_NAME) accepted?"
     expect "$out" "after NBD_OPT_EXPORT_NAME: export 'nope' unknown or refused" \
         "unknown export via EXPORT_NAME"
+    # A second server: listing disabled (no allowlist), export read-only.
+    truncate -s 8M "$tmp/ro.img"
+    cat >"$tmp/nbd-ro.conf" <<EOF
+[generic]
+    unixsock = $tmp/ro.sock
+[disk]
+    exportname = $tmp/ro.img
+    readonly = true
+EOF
+    nbd-server -C "$tmp/nbd-ro.conf" -p "$tmp/pid-ro"
+    wait_for "$tmp/pid-ro" "$tmp/ro.sock"
+    "$client" list "$tmp/ro.sock" >"$out" 2>&1 && fail "nbd-server listed without allowlist?"
+    expect "$out" 'server refused to list exports: forbidden by server policy \(NBD_REP_ERR_POLICY\)' \
+        "list refused by nbd-server policy"
+    "$client" go "$tmp/ro.sock" disk >"$out" || { cat "$out"; fail "read-only export on nbd-server"; }
+    expect "$out" '^write to read-only: NBD_EPERM$' "nbd-server refuses writes to a read-only export"
+    expect "$out" '^data: ok \(read-only\)$' "read-only data test"
     # The writes reached nbd-server's file.
     cmp -s -n 4096 "$tmp/disk.img" /dev/zero && fail "disk.img still zero at offset 0 after writes"
     ;;
@@ -162,6 +199,9 @@ server-nbdcopy)
     # Our own client against our own server over a real socket.
     "$client" list "$sock" >"$out" || fail "our client listing our server"
     expect "$out" $'^export\taligned\t4 KiB blocks$' "our list"
+    "$client" go "$sock" ro >"$out" || { cat "$out"; fail "our client vs our server (ro)"; }
+    expect "$out" '^write to read-only: NBD_EPERM$' "our server refuses writes to ro"
+    expect "$tmp/log" 'write: export is read-only -> NBD_EPERM' "validator message for ro"
     "$client" go "$sock" aligned >"$out" || { cat "$out"; fail "our client vs our server (aligned)"; }
     expect "$out" '^min 4096$' "agreed minimum block"
     expect "$out" '^data: ok$' "our data test"
