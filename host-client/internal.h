@@ -11,6 +11,10 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include <nbdpcie/transport.h>
+#include <nbdproto/nbd.h>
+#include <nbdproto/validate.h>
+
 /* ------------------------------------------------------------------ cli.c */
 
 /* Exit codes, the same as nbd-client 3.24 (documented in docs/nbd-pcie-client.md). */
@@ -140,5 +144,51 @@ int npc_cmd_check(const struct npc_opts *o);
 int npc_cmd_list(const struct npc_opts *o);
 int npc_cmd_local(const struct npc_opts *o);
 int npc_cmd_attach(const struct npc_opts *o);
+
+/* ------------------------------------------------- relay.c, upstream.c */
+
+/* What the relay needs from the link side of a connection: an ops table so
+ * that tests can put an in-memory EP behind the relay. Called from the
+ * relay's thread only; none of them blocks. Buffers are owned by the relay
+ * from buf_alloc to buf_free. */
+struct npc_upstream_ops {
+	/* 0, -EAGAIN (payload area full: retry after completions), -E2BIG. */
+	int (*buf_alloc)(void *ctx, uint32_t len, struct npt_hbuf *b);
+	void (*buf_free)(void *ctx, struct npt_hbuf *b);
+	/* req: NBD request header (wire format, relay's cookie). 0 or -EAGAIN (ring full). */
+	int (*submit)(void *ctx, const uint8_t req[NBD_REQUEST_SIZE], const struct npt_hbuf *b);
+	/* >= 0 completions or -errno (link down). */
+	int (*reap)(void *ctx, struct npt_hcomp *out, unsigned max);
+	/* 0 up, -ECONNRESET / -EPROTO when the channel or link is down. */
+	int (*status)(void *ctx);
+	const char *(*error)(void *ctx);
+};
+
+/* ctx = struct npt_chan *. */
+extern const struct npc_upstream_ops npc_upstream_chan;
+
+struct npc_relay_conf {
+	int fd;                        /* downstream stream socket */
+	const struct npc_upstream_ops *up;
+	void *up_ctx;
+	struct nbdp_limits limits;     /* the export as the downstream client sees it */
+	uint32_t max_xfer;             /* largest link request (npt_link_max_xfer) */
+	const void *pre;               /* transmission bytes already read with the handshake */
+	size_t pre_len;
+	const int *stop;               /* non-zero: return -EINTR soon */
+};
+
+struct npc_relay_stats {
+	uint64_t requests;             /* replies sent */
+	uint64_t bytes_read;           /* READ payload sent downstream */
+	uint64_t bytes_written;        /* WRITE payload acknowledged by the link */
+	uint64_t bytes_rx;             /* bytes received from downstream */
+};
+
+/* Runs until the downstream side ends (NBD_CMD_DISC or EOF, all replies
+ * sent: 0), the link fails (-ECONNRESET, -EPROTO...), the downstream breaks
+ * the protocol (-EPROTO) or *stop is set (-EINTR). err says why. */
+int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *stats, char *err,
+		  size_t errlen);
 
 #endif /* HOST_CLIENT_INTERNAL_H */
