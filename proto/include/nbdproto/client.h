@@ -67,6 +67,12 @@ const char *nbdp_client_error(const struct nbdp_client *c);
  * -EPROTO broken server, ... ; 0 when not FAILED. */
 int nbdp_client_error_code(const struct nbdp_client *c);
 
+/* The server closed the connection (EOF on the stream). In NEGOTIATING the
+ * machine becomes FAILED with a message saying what it was waiting for (a
+ * server that refuses NBD_OPT_EXPORT_NAME can only close). Returns the
+ * error code (0 when the handshake had already ended). */
+int nbdp_client_eof(struct nbdp_client *c);
+
 /* Whether the handshake ended with NBD_OPT_EXPORT_NAME (fallback or
  * no_optgo) rather than NBD_OPT_GO. */
 bool nbdp_client_used_export_name(const struct nbdp_client *c);

@@ -25,10 +25,12 @@ struct nbdp_limits {
 uint32_t nbdp_validate_request(const struct nbd_request *r, const struct nbdp_limits *l,
 			       char *msg, size_t msglen);
 
-/* Whether a request that failed validation with `err` leaves the stream
- * readable: false when it is a WRITE whose payload is longer than the
- * server is willing to read (length > max_payload), in which case the server
- * replies and then closes the connection (the protocol allows this). */
+/* Whether the server should read (and drop) the payload of a request that
+ * failed validation so the stream stays in step: false only for a WRITE
+ * longer than both max_payload and NBDP_DEFAULT_MAX_PAYLOAD (the protocol
+ * says lengths below 32 MiB are never a denial of service); the server then
+ * sends the error reply and closes the connection (a hard disconnect, which
+ * the protocol allows for such payloads). */
 bool nbdp_validate_payload_skippable(const struct nbd_request *r, const struct nbdp_limits *l);
 
 #endif /* NBDPROTO_VALIDATE_H */
