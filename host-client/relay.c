@@ -294,10 +294,13 @@ static void outq_add(struct relay *r, void *base, size_t len, enum outk kind, in
 	o->len = len;
 	o->kind = (uint8_t)kind;
 	o->id = (uint16_t)id;
-	if (kind == OUT_HDR)
+	if (kind == OUT_HDR) {
 		r->parents[id].unsent++;
-	else
+	} else {
 		r->parents[r->chunks[id].parent].unsent++;
+		if (r->stats)
+			r->stats->bytes_read += len;
+	}
 }
 
 /* An output entry was sent completely. */
@@ -316,8 +319,6 @@ static void outq_release(struct relay *r, const struct outv *o)
 				p->tail = -1;
 			chunk_put(r, o->id);
 		}
-		if (r->stats)
-			r->stats->bytes_read += o->len;
 	} else {
 		pi = o->id;
 	}
@@ -389,8 +390,9 @@ static void submit_chunks(struct relay *r)
 		if (e == -EAGAIN)
 			return;
 		if (e) {
-			fail(r, e, "%s: submitting to the link failed: %s", nbd_cmd_name(q.type),
-			     strerror(-e));
+			fail(r, e, "%s: offset %" PRIu64 " length %u: link refused the request: %s (%s)",
+			     nbd_cmd_name(q.type), q.offset, q.length, strerror(-e),
+			     r->conf->up->error(r->conf->up_ctx));
 			return;
 		}
 		c->state = CH_INFLIGHT;
