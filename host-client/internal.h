@@ -191,4 +191,39 @@ struct npc_relay_stats {
 int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *stats, char *err,
 		  size_t errlen);
 
+/* ------------------------------------------------------------- daemon.c */
+
+/* Non-zero (the signal number) once SIGTERM, SIGINT or SIGHUP arrived. */
+extern int npc_stop_flag;
+void npc_signals_init(void);
+/* Forks: returns 0 in the daemon (*notify_fd for npc_daemon_ready), 1 in
+ * the starting process once the daemon is ready or failed (*parent_exit is
+ * the exit code to use), -errno on failure. */
+int npc_daemon_fork(int *notify_fd, int *parent_exit);
+/* Tells the starter the daemon is up; logs go to syslog from now on. */
+void npc_daemon_ready(int notify_fd);
+int npc_pidfile_write(const char *path, char *err, size_t errlen);
+
+/* ------------------------------------------------------------- remote.c */
+
+struct npc_link;
+struct nbdp_client_opts;
+
+int npc_link_open(const char *spec, struct npc_link **out, char *err, size_t errlen);
+void npc_link_close(struct npc_link *k);
+struct npt_link *npc_link_raw(struct npc_link *k);
+/* npt_link_check under the link lock (heartbeat); call every 50 ms or so. */
+int npc_link_check(struct npc_link *k);
+int npc_link_chan_open(struct npc_link *k, struct npt_chan **out);
+/* Opens a channel and runs the client handshake with goal co->goal. GO:
+ * *chan_out is the channel, switched to frames. INFO/LIST: the channel is
+ * closed. *exp (may be NULL) gets the export (description NULL). */
+int npc_remote_handshake(struct npc_link *k, const struct nbdp_client_opts *co, int timeout_ms,
+			 struct npt_chan **chan_out, struct nbdp_export *exp, char *err,
+			 size_t errlen);
+
+/* How long a handshake over the link may take: the EP answers from memory,
+ * so anything beyond a few seconds means it is stuck. */
+#define NPC_HANDSHAKE_TIMEOUT_MS 10000
+
 #endif /* HOST_CLIENT_INTERNAL_H */
