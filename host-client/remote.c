@@ -101,7 +101,6 @@ static int flush_client(struct nbdp_client *c, struct npt_chan *ch)
 
 	while ((len = nbdp_client_pending(c, &data)) > 0) {
 		ssize_t n = npt_chan_send(ch, data, len);
-		if (getenv("NPC_DEBUG")) fprintf(stderr, "DBG send %zu -> %zd\n", len, n);
 		if (n == -EAGAIN)
 			return -EAGAIN;
 		if (n < 0)
@@ -155,12 +154,10 @@ int npc_remote_handshake(struct npc_link *k, const struct nbdp_client_opts *co, 
 		if ((st == NBDP_C_TRANSMISSION || st == NBDP_C_DONE) && r == 0)
 			break;
 		ssize_t n = npt_chan_recv(ch, buf, sizeof(buf));
-		if (getenv("NPC_DEBUG") && n != -EAGAIN) fprintf(stderr, "DBG recv %zd state %d\n", n, nbdp_client_state(c));
 		if (n > 0) {
 			npt_backoff_reset(&bo);
 			for (size_t off = 0; off < (size_t)n;) {
 				ssize_t took = nbdp_client_feed(c, buf + off, (size_t)n - off);
-				if (getenv("NPC_DEBUG")) fprintf(stderr, "DBG feed %zu took %zd state %d err %s\n", (size_t)n - off, took, nbdp_client_state(c), nbdp_client_error(c));
 				if (took < 0 || nbdp_client_state(c) != NBDP_C_NEGOTIATING)
 					break;
 				if (took == 0) {
