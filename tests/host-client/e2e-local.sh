@@ -85,6 +85,29 @@ sigterm)  # SIGTERM stops the client cleanly: socket removed, exit 0
     [ $rc -eq 0 ] || die "exit $rc after SIGTERM"
     [ ! -e "$SOCK" ] || die "socket left behind"
     ;;
+no-nbd-module)  # -d, -c and attach without the kernel nbd driver: the modprobe hint and exit codes
+    if [ -d /sys/module/nbd ]; then echo "skip: the nbd module is loaded here"; exit 77; fi
+    msg="kernel nbd module not loaded: genl family 'nbd' not found; run modprobe nbd"
+    set +e
+    out=$("$CLIENT" -d /dev/nbd0 2>&1); rc_d=$?
+    outc=$("$CLIENT" -c /dev/nbd0 2>/dev/null); rc_c=$?
+    outa=$("$CLIENT" -pcie "shm:$SHM" -N x /dev/nbd0 2>&1); rc_a=$?
+    set -e
+    [ $rc_d -eq 1 ] || die "-d exit $rc_d"
+    grep -qF "$msg" <<<"$out" || die "-d said: $out"
+    [ $rc_c -eq 1 ] && [ -z "$outc" ] || die "-c exit $rc_c, stdout '$outc' (want 1, nothing)"
+    [ $rc_a -eq 1 ] || die "attach exit $rc_a"
+    grep -qF "$msg" <<<"$outa" || die "attach said: $outa"
+    ;;
+usage-errors)  # the binary prints one line naming the value, exit 1
+    set +e
+    out=$("$CLIENT" -pcie "shm:$SHM" -b 1000 /dev/nbd0 2>&1); rc=$?
+    set -e
+    [ $rc -eq 1 ] || die "exit $rc"
+    [ "$out" = "nbd-pcie-client: -b 1000: block size must be 512, 1024, 2048 or 4096" ] || die "said: $out"
+    "$CLIENT" -h | grep -q -- '-pcie LINK' || die "-h lacks -pcie"
+    "$CLIENT" -V | grep -q 'nbd-pcie-client' || die "-V"
+    ;;
 *)
     die "unknown scenario $SCENARIO"
     ;;
