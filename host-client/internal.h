@@ -59,7 +59,11 @@ struct npc_opts {
 	const char *unix_path;     /* -unix */
 	const char *pidfile;       /* -pidfile; NULL = default for the mode */
 	const char *nbdtab;        /* -nbdtab FILE (tests); NULL = /etc/nbdtab */
+	char *owned[3];            /* strings from nbdtab (link, name, identifier) */
 };
+
+/* Frees what npc_nbdtab_apply() allocated; safe to call twice. */
+void npc_opts_release(struct npc_opts *o);
 
 /* Parses argv like nbd-client 3.24 (getopt_long_only: -name and -N alike).
  * 0 on success; -EINVAL with a one-line message in err otherwise. */

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <common/compiler.h>
+
 #include "internal.h"
 
 #define FAIL(...) do { snprintf(err, errlen, __VA_ARGS__); r = -EINVAL; goto out; } while (0)
@@ -30,11 +32,21 @@ static int num(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 	return 0;
 }
 
-/* Strings from the file live as long as the process: the options point at
- * them. The caller runs this once per process. */
-static char *keep(const char *s)
+/* Strings from the file are owned by the options (npc_opts_release). */
+static char *keep(struct npc_opts *o, const char *s)
 {
-	return strdup(s);
+	for (size_t i = 0; i < ARRAY_SIZE(o->owned); i++)
+		if (!o->owned[i])
+			return o->owned[i] = strdup(s);
+	return NULL;
+}
+
+void npc_opts_release(struct npc_opts *o)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(o->owned); i++) {
+		free(o->owned[i]);
+		o->owned[i] = NULL;
+	}
 }
 
 static int apply_opt(struct npc_opts *o, char *kv, const char *path, unsigned lineno,
@@ -55,10 +67,10 @@ static int apply_opt(struct npc_opts *o, char *kv, const char *path, unsigned li
 	} else if (!strcmp(kv, "readonly") && !val) {
 		o->readonly = true;
 	} else if (!strcmp(kv, "pcie") && val && *val) {
-		if (!(o->link = keep(val)))
+		if (!(o->link = keep(o, val)))
 			return -ENOMEM;
 	} else if (!strcmp(kv, "identifier") && val && *val) {
-		if (!(o->identifier = keep(val)))
+		if (!(o->identifier = keep(o, val)))
 			return -ENOMEM;
 	} else if (!strcmp(kv, "bs") && val) {
 		if (num(val, NPC_BLOCK_MIN, NPC_BLOCK_MAX, &v) || (v & (v - 1)))
@@ -121,7 +133,7 @@ int npc_nbdtab_apply(const char *path, struct npc_opts *o, char *err, size_t err
 			r = -EINVAL;
 			goto out;
 		}
-		if (!(o->name = keep(exp))) {
+		if (!(o->name = keep(o, exp))) {
 			r = -ENOMEM;
 			goto out;
 		}

@@ -279,6 +279,8 @@ static void nbdtab_line_fills_options(void **s)
 	assert_int_equal(o.connections, 2);
 	assert_int_equal(o.timeout, 9);
 	assert_true(o.persist);
+	npc_opts_release(&o);
+	npc_opts_release(&o);   /* safe twice */
 	unlink(p);
 }
 
@@ -299,6 +301,7 @@ static void nbdtab_without_pcie_refused(void **s)
 	assert_int_equal(parse("nbd1", NULL), 0);
 	assert_int_equal(npc_nbdtab_apply(p, &o, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, ":1: line for nbd1 has no pcie=LINK option"));
+	npc_opts_release(&o);
 	unlink(p);
 }
 
@@ -309,6 +312,7 @@ static void nbdtab_bad_value_names_line(void **s)
 	assert_int_equal(parse("nbd1", NULL), 0);
 	assert_int_equal(npc_nbdtab_apply(p, &o, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, ":2: bs=3000"));
+	npc_opts_release(&o);
 	unlink(p);
 }
 
