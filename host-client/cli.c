@@ -201,6 +201,7 @@ int npc_cli_parse(int argc, char **argv, struct npc_opts *o, char *err, size_t e
 				FAIL("-C %s: connections must be from 1 to %u", optarg,
 				     NPC_CONNECTIONS_MAX);
 			o->connections = (unsigned)v;
+			o->connections_set = true;
 			break;
 		case 'i':
 			/* Kernel sysfs shows it in one page; keep it far below. */

@@ -54,6 +54,7 @@ struct npc_opts {
 	uint64_t timeout;          /* -t seconds; 0 = kernel default */
 	uint64_t dead_timeout;     /* -T seconds; 0 = none (persist picks a default) */
 	unsigned connections;      /* -C; 1 by default */
+	bool connections_set;      /* -C given (-unix: cap on simultaneous connections) */
 	bool persist, readonly, nofork, no_optgo, swap, systemd_mark;
 	const char *identifier;    /* -i; NULL = derived from the link */
 	const char *unix_path;     /* -unix */

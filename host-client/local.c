@@ -242,6 +242,15 @@ static void reap_conns(struct local *L, bool all)
 	}
 }
 
+static unsigned count_conns(const struct local *L)
+{
+	unsigned n = 0;
+
+	for (const struct conn *c = L->conns; c; c = c->next)
+		n++;
+	return n;
+}
+
 /* ------------------------------------------------------------ listener */
 
 static int listen_unix(const char *path, char *err, size_t errlen)
@@ -330,6 +339,13 @@ int npc_cmd_local(const struct npc_opts *o)
 		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
+		reap_conns(&L, false);
+		if (o->connections_set && count_conns(&L) >= o->connections) {
+			npc_log(LOG_WARNING, "refusing a local connection: -C %u connections are open",
+				o->connections);
+			close(fd);
+			continue;
+		}
 		struct conn *c = calloc(1, sizeof(*c));
 		if (!c) {
 			close(fd);
