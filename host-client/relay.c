@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sched.h>
 #include <syslog.h>
 #include <time.h>
 
@@ -892,6 +893,13 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 			continue;
 		}
 		unsigned us = npt_backoff_next_us(&bo);
+		if (us && r->inflight_chunks) {
+			/* Waiting for the EP: its answer cannot wake us, so a sleep
+			 * would add its whole length to the request's latency.
+			 * Yield the core instead (the EP may need it). */
+			sched_yield();
+			continue;
+		}
 		if (us) {
 			struct __kernel_timespec ts = { .tv_sec = us / 1000000,
 							.tv_nsec = (long long)(us % 1000000) * 1000 };
