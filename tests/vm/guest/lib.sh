@@ -1,0 +1,40 @@
+# Sourced by every guest scenario script (/tests/NAME.sh). Prints the markers
+# the host side waits for; a failed check ends the script with exit 1.
+#   step NAME           announce a step (host may wait for "VMTEST-STEP NAME")
+#   fail MESSAGE        print VMTEST-FAIL and exit 1
+#   run CMD...          run a command, fail naming it if it exits non-zero
+#   expect_fail CMD...  fail if the command succeeds
+#   ctl_wait KEY [SECS] wait for the host's KEY in the control mailbox; prints its value
+#   bar_bdf / ctl_bdf   PCI addresses of the link's ivshmem and the control device
+set -u
+
+# The harness (tests/vm/lib.sh) places the link's ivshmem at slot 2 and the
+# control mailbox at slot 16; both are 1af4:1110.
+LINK_BDF=0000:00:02.0
+CTL_BDF=0000:00:10.0
+
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+step() { echo "VMTEST-STEP $* uptime=$(uptime_s)s"; }
+fail() { echo "VMTEST-FAIL: $*"; exit 1; }
+run() {
+    "$@" || fail "command failed (exit $?): $*"
+}
+expect_fail() {
+    if "$@"; then fail "command succeeded but should have failed: $*"; fi
+}
+ctl_wait() {
+    nbdpcie-vmtool ctl-wait "$CTL_BDF" "$1" "${2:-120}" || fail "no '$1' from the host"
+}
+# Waits until a sysfs/proc file holds the wanted value: wait_value FILE VALUE SECS
+wait_value() {
+    local i=0
+    while [ "$(cat "$1" 2>/dev/null)" != "$2" ]; do
+        i=$((i + 1))
+        [ $i -gt $(($3 * 10)) ] && return 1
+        sleep 0.1
+    done
+}
+# md5 of LEN bytes of FILE at OFFSET (both multiples of 4096)
+md5_range() {
+    dd if="$1" bs=4096 skip=$(($2 / 4096)) count=$(($3 / 4096)) iflag=direct 2>/dev/null | md5sum | cut -c1-32
+}
