@@ -147,7 +147,7 @@ vm_wait() {
     end=$(($(date +%s) + secs))
     if [ "$end" -gt "$VM_DEADLINE" ]; then
         end=$VM_DEADLINE
-        secs="$((end - $(date +%s)))s left of VM_TIMEOUT=$VM_TIMEOUT"
+        secs=$((end - $(date +%s)))
     fi
     while :; do
         grep -qaF -- "$marker" "$VM_SERIAL" && return 0
@@ -160,7 +160,7 @@ vm_wait() {
             VM_PID=
             vm_fail "guest exited (qemu rc $rc: $(tr '\n' ' ' <"$VM_WORK/qemu.out")) before '$marker'"
         fi
-        [ "$(date +%s)" -ge "$end" ] && vm_fail "timeout: no '$marker' from the guest within ${secs}s"
+        [ "$(date +%s)" -ge "$end" ] && vm_fail "timeout: no '$marker' from the guest within ${secs}s (whole guest run limited to VM_TIMEOUT=${VM_TIMEOUT}s)"
         sleep 0.2
     done
 }
