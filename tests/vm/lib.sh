@@ -261,3 +261,17 @@ ep_export() {
 host_verify() {
     "$VM_TOOL" pattern verify "$@" >/dev/null || vm_fail "EP backing file $1 does not hold pattern seed $4 at offset $2 length $3"
 }
+
+# vm_wait_count PATTERN N [SECS]: waits until N serial lines match the
+# extended regex PATTERN.
+vm_wait_count() {
+    local pat=$1 n=$2 secs=${3:-120} end
+    end=$(($(date +%s) + secs))
+    while [ "$(grep -caE -- "$pat" "$VM_SERIAL")" -lt "$n" ]; do
+        grep -qaE 'VMTEST-FAIL|VMTEST-RESULT: FAIL|Kernel panic' "$VM_SERIAL" &&
+            vm_fail "guest failed while the host waited for $n lines matching '$pat'"
+        kill -0 "$VM_PID" 2>/dev/null || vm_fail "guest exited before $n lines matching '$pat'"
+        [ "$(date +%s)" -ge "$end" ] && vm_fail "timeout: fewer than $n lines matching '$pat' within ${secs}s"
+        sleep 0.1
+    done
+}

@@ -38,3 +38,39 @@ wait_value() {
 md5_range() {
     dd if="$1" bs=4096 skip=$(($2 / 4096)) count=$(($3 / 4096)) iflag=direct 2>/dev/null | md5sum | cut -c1-32
 }
+
+# nbd-pcie-client against the link's ivshmem device.
+LINK=pci:$LINK_BDF
+
+# attach DEV EXPORT [client options...]: attaches and waits for the size.
+attach() {
+    local dev=$1 name=$2
+    shift 2
+    step "attach $dev export $name $*"
+    nbd-pcie-client -pcie "$LINK" -N "$name" "$@" "$dev" ||
+        fail "nbd-pcie-client -pcie $LINK -N $name $* $dev failed (exit $?)"
+    wait_value_nonzero "/sys/block/${dev#/dev/}/size" 30 ||
+        fail "$dev size still 0 30 s after nbd-pcie-client returned"
+}
+# detach DEV: nbd-pcie-client -d, then the size must drop to 0.
+detach() {
+    step "detach $1"
+    run nbd-pcie-client -d "$1"
+    wait_value "/sys/block/${1#/dev/}/size" 0 30 || fail "$1 size $(cat /sys/block/${1#/dev/}/size) 30 s after -d"
+}
+wait_value_nonzero() {
+    local i=0
+    while [ "$(cat "$1" 2>/dev/null || echo 0)" = 0 ]; do
+        i=$((i + 1))
+        [ $i -gt $(($2 * 10)) ] && return 1
+        sleep 0.1
+    done
+}
+# dev_bytes DEV: the block device's size in bytes.
+dev_bytes() { echo $(($(cat "/sys/block/${1#/dev/}/size") * 512)); }
+# pattern write|verify PATH OFFSET LENGTH SEED [flags]: nbdpcie-vmtool pattern, failing the test.
+pattern() {
+    nbdpcie-vmtool pattern "$@" || fail "pattern $* failed"
+}
+# unix_sockets: how many AF_UNIX sockets exist in the guest.
+unix_sockets() { tail -n +2 /proc/net/unix | wc -l; }
