@@ -128,7 +128,7 @@ int vmtool_cmd_pattern(int argc, char **argv)
 			return 2;
 		}
 	}
-	fd = open(argv[1], (write_mode ? O_WRONLY : O_RDONLY) | (direct ? O_DIRECT : 0));
+	fd = open(argv[1], (write_mode ? O_WRONLY | O_CREAT : O_RDONLY) | (direct ? O_DIRECT : 0), 0644);
 	if (fd < 0) {
 		fprintf(stderr, "vmtool: pattern %s: open %s: %s\n", argv[0], argv[1], strerror(errno));
 		return 1;
