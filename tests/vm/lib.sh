@@ -209,8 +209,10 @@ shm_write() {
 
 # ep_require: the scenario needs the EP server binary.
 ep_require() {
-    [ -n "$EP_SERVER" ] && [ -x "$EP_SERVER" ] ||
-        vm_fail "nbd-pcie-server is not built (EP_SERVER='$EP_SERVER'); this scenario needs it"
+    if [ -z "$EP_SERVER" ] || [ ! -x "$EP_SERVER" ]; then
+        vm_log "FAIL: nbd-pcie-server is not built (EP_SERVER='$EP_SERVER'); this scenario needs it"
+        exit 1
+    fi
 }
 
 # ep_start ARGS...: starts nbd-pcie-server in the foreground mode (-d) in the
