@@ -33,9 +33,13 @@ VM_NAME=
 VM_ID=
 VM_PID=
 EP_PID=
-VM_T0=$(date +%s.%N)
+VM_T0=$(date +%s%N)
 
-vm_log() { printf '[%7.2f] HOST: %s\n' "$(echo "$(date +%s.%N) - $VM_T0" | bc)" "$*"; }
+# vm_log MESSAGE: a host line with the seconds since the test started.
+vm_log() {
+    local ms=$((($(date +%s%N) - VM_T0) / 1000000))
+    printf '[%4d.%03d] HOST: %s\n' $((ms / 1000)) $((ms % 1000)) "$*"
+}
 
 # vm_init NAME: names every per-test resource and installs the cleanup trap.
 vm_init() {
