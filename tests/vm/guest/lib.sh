@@ -15,7 +15,14 @@ CTL_BDF=0000:00:10.0
 
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
 step() { echo "VMTEST-STEP $* uptime=$(uptime_s)s"; }
-fail() { echo "VMTEST-FAIL: $*"; exit 1; }
+# fail MESSAGE: the marker, then the kernel's last messages (quiet hides them
+# from the console) so that the host's failure context shows both.
+fail() {
+    echo "VMTEST-FAIL: $*"
+    echo "--- guest dmesg, last 12 lines:"
+    dmesg | tail -n 12
+    exit 1
+}
 run() {
     "$@" || fail "command failed (exit $?): $*"
 }
