@@ -107,6 +107,7 @@ static int full_pread(int fd, uint8_t *buf, size_t len, uint64_t off)
 int vmtool_cmd_pattern(int argc, char **argv)
 {
 	uint64_t off, len, seed, done, bad = 0, first_bad = 0;
+	uint8_t first_got = 0, first_want = 0;
 	int write_mode, zero, direct = 0, sync = 0, fd, err, i, rc = 1;
 	uint8_t *buf = NULL, *want = NULL;
 
@@ -147,9 +148,18 @@ int vmtool_cmd_pattern(int argc, char **argv)
 			err = full_pwrite(fd, want, n, off + done);
 		} else {
 			err = full_pread(fd, buf, n, off + done);
-			for (j = 0; !err && j < n; j++)
-				if (buf[j] != want[j] && !bad++)
-					first_bad = off + done + j;
+			for (j = 0; !err && j < n; j++) {
+				if (buf[j] == want[j] || bad++)
+					continue;
+				first_bad = off + done + j;
+				first_got = buf[j];
+				first_want = want[j];
+			}
+		}
+		if (err == -ENODATA) {
+			fprintf(stderr, "vmtool: pattern %s %s: offset %" PRIu64 " + length %zu beyond the end of the file\n",
+				argv[0], argv[1], off + done, n);
+			goto out;
 		}
 		if (err) {
 			fprintf(stderr, "vmtool: pattern %s %s: offset %" PRIu64 " length %zu: %s\n",
@@ -163,15 +173,10 @@ int vmtool_cmd_pattern(int argc, char **argv)
 		goto out;
 	}
 	if (bad) {
-		uint8_t got, exp;
-
-		fill(&exp, first_bad, 1, zero, seed);
-		if (full_pread(fd, &got, 1, first_bad) < 0)
-			got = 0;
 		fprintf(stderr, "vmtool: pattern verify %s: %" PRIu64 " of %" PRIu64
-			" bytes differ from seed %s at offset %" PRIu64 ", first at offset %" PRIu64
+			" bytes from offset %" PRIu64 " differ from seed %s, first at offset %" PRIu64
 			" (expected 0x%02x, read 0x%02x)\n",
-			argv[1], bad, len, argv[4], off, first_bad, exp, got);
+			argv[1], bad, len, off, argv[4], first_bad, first_want, first_got);
 		goto out;
 	}
 	printf("pattern %s %s offset %" PRIu64 " length %" PRIu64 " seed %s: ok\n", argv[0],
