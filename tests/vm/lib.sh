@@ -129,6 +129,9 @@ vm_start() {
     [ -f "$VM_BAR" ] || vm_prepare_shm
     rm -f "$VM_RAM"
     vm_log "booting guest: $append"
+    # timeout(1) is a backstop: if this script is killed without running its
+    # trap, QEMU still ends shortly after the harness's own deadline.
+    timeout --kill-after=5 $((VM_TIMEOUT + 20)) \
     qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m "$VM_MEM" \
         -display none -monitor none -nodefaults -no-reboot -nic none \
         -serial "file:$VM_SERIAL" \
