@@ -19,6 +19,17 @@
 
 typedef unsigned long long npk_ull;   /* printf argument type for __u64 */
 
+/* The ioctl structs cross the user/kernel boundary: their sizes are ABI and
+ * must be the same for 32- and 64-bit userspace (no implicit padding). */
+_Static_assert(sizeof(struct npk_region) == 16, "npk_region must be 16 bytes");
+_Static_assert(sizeof(struct npk_host_info) == 160, "npk_host_info must be 160 bytes");
+_Static_assert(sizeof(struct npk_host_irq_counts) == 8 * NPK_HOST_MAX_VECTORS,
+	       "npk_host_irq_counts must be 8 bytes per vector");
+_Static_assert(sizeof(struct npk_ep_info) == 104, "npk_ep_info must be 104 bytes");
+_Static_assert(sizeof(struct npk_ep_dma) == 32, "npk_ep_dma must be 32 bytes");
+_Static_assert(sizeof(struct npk_ep_irq) == 8, "npk_ep_irq must be 8 bytes");
+_Static_assert(sizeof(struct npk_ep_event) == 16, "npk_ep_event must be 16 bytes");
+
 static bool npk_is_pow2(__u64 v)
 {
 	return v && !(v & (v - 1));
