@@ -735,6 +735,66 @@ static void dma_model_delays_but_delivers(void **st)
 	teardown(st);
 }
 
+
+static void make_foreign_file(const char *path, off_t size)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(ftruncate(fileno(f), size), 0);
+	fclose(f);
+}
+
+static void ep_fits_layout_into_foreign_bar_file(void **st)
+{
+	struct npt_link_params prm = { .connect_timeout_ms = 3000 };
+	struct pair *p = calloc(1, sizeof(*p));
+	char err[512];
+	struct stat sb;
+
+	t_shm_path(p->path, sizeof(p->path), "ivshmem");
+	snprintf(p->spec, sizeof(p->spec), "shm:bar=%s", p->path);
+	make_foreign_file(p->path, 16 << 20);          /* like QEMU's ivshmem memory */
+	if (npt_link_open(p->spec, NPT_ROLE_EP, &prm, &p->ep, err, sizeof(err)))
+		fail_msg("EP open: %s", err);
+	assert_int_equal(stat(p->path, &sb), 0);
+	assert_int_equal(sb.st_size, 16 << 20);        /* never resized */
+	assert_int_equal(npt_link_nchannels(p->ep), 4);
+	assert_int_equal(npt_link_max_xfer(p->ep), 1 << 20);
+	assert_true(p->ep->lay.bar_size <= 16u << 20);
+	assert_true(p->ep->lay.data_per_chan >= 2u << 20);
+	if (npt_link_open(p->spec, NPT_ROLE_HOST, &prm, &p->host, err, sizeof(err)))
+		fail_msg("host open: %s", err);
+	pair_chan(p, 3);
+	pair_frames(p);
+	roundtrip(p, T_NBD_CMD_WRITE, 1 << 20, 1, 5);
+	roundtrip(p, T_NBD_CMD_READ, 1 << 20, 2, 6);
+	npt_chan_close(p->hc);
+	npt_chan_close(p->ec);
+	npt_link_close(p->host);
+	npt_link_close(p->ep);
+	assert_int_equal(stat(p->path, &sb), 0);       /* not ours to remove */
+	unlink(p->path);
+	free(p);
+}
+
+static void ep_refuses_foreign_bar_file_too_small(void **st)
+{
+	struct npt_link *l = (void *)1;
+	char path[128], spec[160], err[512];
+	struct stat sb;
+
+	t_shm_path(path, sizeof(path), "tiny");
+	snprintf(spec, sizeof(spec), "shm:bar=%s", path);
+	make_foreign_file(path, 64 << 10);
+	assert_int_equal(npt_link_open(spec, NPT_ROLE_EP, NULL, &l, err, sizeof(err)), -ENOSPC);
+	assert_null(l);
+	assert_non_null(strstr(err, "BAR of 65536 bytes too small for 4 channels x 128 entries"));
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_size, 64 << 10);
+	unlink(path);
+}
+
 #define W(t) cmocka_unit_test_setup_teardown(t, setup_window, teardown)
 #define B(t) cmocka_unit_test_setup_teardown(t, setup_bar_only, teardown)
 #define S(t) cmocka_unit_test_setup_teardown(t, setup_stream, teardown)
@@ -783,6 +843,8 @@ int main(void)
 		S(ep_link_close_brings_host_link_down),
 		W(host_link_close_resets_ep_channels_and_new_host_attaches),
 		cmocka_unit_test(host_open_times_out_without_ep),
+		cmocka_unit_test(ep_fits_layout_into_foreign_bar_file),
+		cmocka_unit_test(ep_refuses_foreign_bar_file_too_small),
 		cmocka_unit_test(dma_model_delays_but_delivers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
