@@ -217,6 +217,7 @@ struct srv_conn {
 	bool draining;          /* DISC, EOF, shutdown: no new requests */
 	bool dead;              /* the peer is gone: replies are dropped */
 	bool poll_armed, cancel_armed;
+	unsigned poll_events;   /* what the armed poll waits for */
 	unsigned inflight;      /* requests handed to the engine, not yet replied */
 	struct nbdp_server *hs;
 	uint8_t hsbuf[SRV_HS_BUF];

@@ -273,7 +273,7 @@ static void arm_poll(struct srv_worker *w, struct srv_conn *c)
 	int fd;
 	struct io_uring_sqe *sqe;
 
-	if (c->poll_armed || c->state == SRV_C_CLOSING || !c->ops->poll_fd)
+	if (c->state == SRV_C_CLOSING || !c->ops->poll_fd)
 		return;
 	fd = c->ops->poll_fd(c, &events);
 	if (c->state == SRV_C_HANDSHAKE) {
@@ -282,10 +282,25 @@ static void arm_poll(struct srv_worker *w, struct srv_conn *c)
 	}
 	if (fd < 0 || !events)
 		return;
+	if (c->poll_armed) {
+		/* A poll armed for other events (POLLIN only while replies now
+		 * wait for POLLOUT) would never wake us: change its events. */
+		if (c->poll_events == events || c->cancel_armed)
+			return;
+		sqe = srv_worker_sqe(w);
+		io_uring_prep_poll_update(sqe, (uint64_t)(uintptr_t)&c->poll_ev,
+		                          (uint64_t)(uintptr_t)&c->poll_ev, events,
+		                          IORING_POLL_UPDATE_EVENTS);
+		io_uring_sqe_set_data(sqe, &c->cancel_ev);
+		c->cancel_armed = true;
+		c->poll_events = events;
+		return;
+	}
 	sqe = srv_worker_sqe(w);
 	io_uring_prep_poll_add(sqe, fd, events);
 	io_uring_sqe_set_data(sqe, &c->poll_ev);
 	c->poll_armed = true;
+	c->poll_events = events;
 }
 
 static void dispatch(struct srv_worker *w, struct io_uring_cqe *cqe)
@@ -362,7 +377,8 @@ static void *worker_main(void *arg)
 			pp = &c->next;
 		}
 
-		io_uring_submit(&w->ring);
+		if (io_uring_sq_ready(&w->ring))
+			io_uring_submit(&w->ring);
 		while (io_uring_peek_cqe(&w->ring, &cqe) == 0) {
 			dispatch(w, cqe);
 			progress = 1;
@@ -384,12 +400,16 @@ static void *worker_main(void *arg)
 			w->wake_armed = true;
 		}
 		if (busy_poll) {
+			/* PCIe channels have no fd: poll again after the back-off,
+			 * or earlier when a completion or a socket wakes us. */
 			unsigned us = npt_backoff_next_us(&w->backoff);
 			if (us) {
-				struct __kernel_timespec ts = { .tv_sec = us / 1000000,
-				                                .tv_nsec = (long long)(us % 1000000) * 1000 };
+				struct __kernel_timespec ts = {
+					.tv_sec = us / 1000000,
+					.tv_nsec = (long long)(us % 1000000) * 1000,
+				};
 				io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
-			} else {
+			} else if (io_uring_sq_ready(&w->ring)) {
 				io_uring_submit(&w->ring);
 			}
 		} else {
