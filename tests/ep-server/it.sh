@@ -10,9 +10,12 @@ set -euo pipefail
 name=$1
 T=$(mktemp -d "/tmp/it-srv-$name-$$-XXXXXX")
 PID=
+CPID=
+SHM=/dev/shm/it-srv-$name-$$
 MNT=
 LOOP=
 cleanup() {
+    if [ -n "$CPID" ]; then kill -TERM "$CPID" 2>/dev/null || true; wait "$CPID" 2>/dev/null || true; fi
     if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
         kill -TERM "$PID" 2>/dev/null || true
         for _ in $(seq 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
@@ -21,10 +24,16 @@ cleanup() {
     if [ -n "$LOOP" ]; then losetup -d "$LOOP" 2>/dev/null || true; fi
     if [ -n "$MNT" ]; then umount "$MNT" 2>/dev/null || true; fi
     rm -rf "$T"
+    rm -f "$SHM" "$SHM".*
 }
 trap cleanup EXIT
 
-die() { echo "FAIL: $*" >&2; [ -f "$T/log" ] && sed 's/^/  server: /' "$T/log" >&2; exit 1; }
+die() {
+    echo "FAIL: $*" >&2
+    [ -f "$T/log" ] && sed 's/^/  server: /' "$T/log" >&2
+    [ -f "$T/clog" ] && sed 's/^/  client: /' "$T/clog" >&2
+    exit 1
+}
 ok() { echo "ok: $*"; }
 skip() { echo "SKIP: $*"; exit 77; }
 
@@ -47,6 +56,22 @@ stop() {
     wait "$PID" || RC=$?
     PID=
 }
+# start_pcie SERVER-ARGS...: server on the shm link $SHM (plus the given
+# arguments; a config file given with -C names the link itself) and nbd-pcie-client relaying it to the unix socket $T/c.sock:
+# NBD clients reach the server only through the link.
+start_pcie() {
+    if [ "$1" = -C ]; then start "$@"; else start --pcie "shm:$SHM" "$@"; fi
+    : "${CLIENT:?CLIENT must point at nbd-pcie-client}"
+    "$CLIENT" -n -pcie "shm:$SHM" -unix "$T/c.sock" >"$T/clog" 2>&1 &
+    CPID=$!
+    for _ in $(seq 100); do
+        [ -S "$T/c.sock" ] && return 0
+        kill -0 "$CPID" 2>/dev/null || die "nbd-pcie-client exited"
+        sleep 0.05
+    done
+    die "nbd-pcie-client did not create its socket"
+}
+pcie_uri() { echo "nbd+unix:///$1?socket=$T/c.sock"; }
 port() { sed -n 's/.*listening on tcp 127\.0\.0\.1 port \([0-9]*\).*/\1/p' "$T/log" | head -n 1; }
 mkfile() { # mkfile PATH SIZE [random]
     if [ "${3:-}" = random ]; then
@@ -426,6 +451,95 @@ cli-daemon)
     for _ in $(seq 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
     kill -0 "$PID" 2>/dev/null && die "daemon ignored SIGTERM"
     PID=
+    ;;
+# ---- over the shm PCIe link (nbd-pcie-client as the host side) ------------------
+pcie-nbdinfo)
+    mkfile "$T/disk" 24M
+    start_pcie -N disk "$T/disk"
+    out=$(nbdinfo "$(pcie_uri disk)") || die "nbdinfo through the link"
+    grep -q 'export-size: 25165824' <<<"$out" || die "size: $out"
+    ok "nbdinfo through the link"
+    expect_log "serving pcie link shm:$SHM"
+    expect_log "pcie shm:$SHM"
+    grep -q "pcie .* export disk: size 25165824" "$T/log" || die "no pcie connection line in the log"
+    ok "connection logged with channel and export"
+    ;;
+pcie-nbdcopy)
+    mkfile "$T/src" 48M random; mkfile "$T/disk" 48M
+    start_pcie "$T/disk"
+    nbdcopy "$T/src" "$(pcie_uri default)" || die "nbdcopy to the server"
+    nbdcopy "$(pcie_uri default)" "$T/back" || die "nbdcopy from the server"
+    [ "$(sha256sum <"$T/src")" = "$(sha256sum <"$T/back")" ] || die "round trip checksum differs"
+    cmp "$T/src" "$T/disk" || die "backing file differs"
+    n=$(grep -c "pcie .* export default" "$T/log")
+    ok "nbdcopy round trip over the link, sha256 equal ($n channel connections)"
+    ;;
+pcie-qemu-io)
+    mkfile "$T/disk" 64M
+    start_pcie "$T/disk"
+    qemu-io -f raw "$(pcie_uri default)" \
+        -c 'write -P 0xa5 0 1M' -c 'read -P 0xa5 0 1M' \
+        -c 'write -P 0x3c 1000 100k' -c 'read -P 0x3c 1000 100k' \
+        -c 'write -P 0x77 8M 32M' -c 'read -P 0x77 8M 32M' \
+        -c 'write -z 4M 1M' -c 'read -P 0 4M 1M' -c 'flush' >"$T/out" 2>&1 || die "qemu-io: $(cat "$T/out")"
+    grep -q 'Pattern verification failed' "$T/out" && die "qemu-io pattern mismatch: $(cat "$T/out")"
+    ok "qemu-io patterns verified over the link (32 MiB requests chunked by the host)"
+    ;;
+pcie-fio)
+    mkfile "$T/disk" 64M
+    start_pcie "$T/disk"
+    fio --name=mixed --ioengine=nbd --uri="$(pcie_uri default)" --rw=randrw --bs=4k \
+        --iodepth=32 --size=32M --verify=crc32c --runtime=3 --time_based \
+        --output="$T/fio.out" || die "fio: $(cat "$T/fio.out")"
+    grep -q 'err= 0' "$T/fio.out" || die "fio reported errors: $(cat "$T/fio.out")"
+    ok "fio randrw verify=crc32c over the link"
+    ;;
+pcie-readonly)
+    mkfile "$T/disk" 1M random; cp "$T/disk" "$T/orig"
+    printf '[generic]\npcie = shm:%s\n[d]\nexportname = %s\nreadonly = true\ntrim = true\n' "$SHM" "$T/disk" >"$T/cfg"
+    start_pcie -C "$T/cfg"
+    probe "unix:$T/c.sock" d readonly "$T/disk"
+    cmp "$T/disk" "$T/orig" || die "read-only backing file changed"
+    ;;
+pcie-probe)
+    mkfile "$T/disk" 4M random
+    printf '[generic]\npcie = shm:%s\n[d]\nexportname = %s\nflush = true\nfua = true\ntrim = true\n' "$SHM" "$T/disk" >"$T/cfg"
+    start_pcie -C "$T/cfg"
+    for sc in bounds concurrent fua flush zeroes trim; do
+        probe "unix:$T/c.sock" d "$sc" "$T/disk"
+    done
+    ;;
+pcie-cow)
+    mkfile "$T/disk" 1M random; cp "$T/disk" "$T/orig"
+    start_pcie -c "$T/disk"
+    probe "unix:$T/c.sock" default cow "$T/disk"
+    cmp "$T/disk" "$T/orig" || die "copy-on-write modified the base file"
+    ;;
+pcie-config-links)
+    mkfile "$T/a" 1M
+    printf '[generic]\npcie = shm:%s;shm:%s-2\npcie_channels = 2\npcie_ring_entries = 32\n[a]\nexportname = %s\n' \
+        "$SHM" "$SHM" "$T/a" >"$T/cfg"
+    start_pcie -C "$T/cfg"
+    expect_log "serving pcie link shm:$SHM "
+    expect_log "serving pcie link shm:$SHM-2 "
+    grep -q "serving pcie link shm:$SHM .*2 ch" "$T/log" || die "pcie_channels = 2 not applied: $(grep serving "$T/log")"
+    nbdinfo "$(pcie_uri a)" >/dev/null || die "nbdinfo through the first link"
+    ok "two links from one pcie key, 2 channels each"
+    ;;
+pcie-duplicate-link)
+    mkfile "$T/a" 1M
+    printf '[generic]\npcie = shm:%s\n[a]\nexportname = %s\n' "$SHM" "$T/a" >"$T/cfg"
+    RC=0; "$SERVER" -d -C "$T/cfg" --pcie "shm:$SHM" >"$T/log" 2>&1 || RC=$?
+    [ "$RC" -eq 1 ] || die "exit $RC, expected 1"
+    expect_log "pcie link 'shm:$SHM' given twice"
+    ;;
+pcie-sigterm)
+    mkfile "$T/a" 1M
+    start_pcie "$T/a"
+    nbdinfo "$(pcie_uri default)" >/dev/null || die "nbdinfo through the link"
+    stop
+    [ "$RC" -eq 0 ] || die "exit $RC after SIGTERM"
+    expect_log "stopped"
     ;;
 *)
     die "unknown scenario $name"
