@@ -223,6 +223,15 @@ enospc)
     ok "server still serves after ENOSPC"
     expect_log "No space left on device (NBD_ENOSPC)"
     ;;
+eio-short-read)
+    mkfile "$T/disk" 1M random
+    start -u "$T/s.sock" "$T/disk"
+    truncate -s 512K "$T/disk"
+    probe "unix:$T/s.sock" default shortread "$T/disk"
+    expect_log "backing store ended early"
+    probe "unix:$T/s.sock" default unknown
+    ok "server still serves after EIO"
+    ;;
 cow)
     mkfile "$T/disk" 1M random; cp "$T/disk" "$T/orig"; mkdir "$T/cow"
     printf '[generic]\nunixsock = %s\n[d]\nexportname = %s\nflush = true\ncopyonwrite = true\ncowdir = %s\nsparse_cow = true\n' \
@@ -509,7 +518,16 @@ pcie-probe)
         probe "unix:$T/c.sock" d "$sc" "$T/disk"
     done
     ;;
-pcie-cow)
+pcie-eio-short-read)
+    mkfile "$T/disk" 1M random
+    start -u "$T/s.sock" "$T/disk"
+    truncate -s 512K "$T/disk"
+    probe "unix:$T/s.sock" default shortread "$T/disk"
+    expect_log "backing store ended early"
+    probe "unix:$T/s.sock" default unknown
+    ok "server still serves after EIO"
+    ;;
+cow)
     mkfile "$T/disk" 1M random; cp "$T/disk" "$T/orig"
     start_pcie -c "$T/disk"
     probe "unix:$T/c.sock" default cow "$T/disk"

@@ -476,6 +476,18 @@ static void sc_enospc(struct probe *p)
 	free(b);
 }
 
+/* The store shrank under the server: a read past its new end comes back
+ * short, which must be an error (EIO), not stale or missing data. */
+static void sc_shortread(struct probe *p)
+{
+	uint8_t b[4096];
+	expect_err(cmd(p, NBD_CMD_READ, 0, p->x.size - sizeof(b), sizeof(b), NULL, b), NBD_EIO,
+	           "read beyond the shrunk store");
+	expect_err(cmd(p, NBD_CMD_READ, 0, 0, sizeof(b), NULL, b), 0, "read inside the store");
+	if (p->backing)
+		check_file(p->backing, 0, b, sizeof(b));
+}
+
 static void sc_vanish(struct probe *p, const char *addr, const char *name)
 {
 	/* half a WRITE payload, then gone */
@@ -599,6 +611,7 @@ int main(int argc, char **argv)
 	else if (!strcmp(sc, "trim")) sc_trim(&p);
 	else if (!strcmp(sc, "concurrent")) sc_concurrent(&p);
 	else if (!strcmp(sc, "enospc")) sc_enospc(&p);
+	else if (!strcmp(sc, "shortread")) sc_shortread(&p);
 	else if (!strcmp(sc, "vanish")) { sc_vanish(&p, argv[1], argv[2]); return 0; }
 	else if (!strcmp(sc, "cow")) sc_cow(&p, argv[1], argv[2]);
 	else if (!strcmp(sc, "sigterm")) { sc_sigterm(&p); return 0; }
