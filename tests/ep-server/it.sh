@@ -447,6 +447,18 @@ cli-pidfile-sigterm)
     [ -e "$T/s.sock" ] && die "socket left behind"
     expect_log "stopped"
     ;;
+cli-threads-syslog)
+    mkfile "$T/a" 1M
+    "$SERVER" -d --threads 1 --syslog -p "$T/pid" -u "$T/s.sock" "$T/a" >"$T/log" 2>&1 &
+    PID=$!
+    for _ in $(seq 100); do [ -S "$T/s.sock" ] && break; sleep 0.05; done
+    nbdinfo "$(unix_uri default)" >/dev/null || die "not serving"
+    n=$(ls /proc/"$PID"/task | wc -l)
+    [ "$n" -eq 2 ] || die "$n threads, expected main + 1 worker"
+    ok "--threads 1: one worker"
+    [ -s "$T/log" ] && die "--syslog still logs to stderr: $(cat "$T/log")"
+    ok "--syslog: nothing on stderr"
+    ;;
 cli-daemon)
     mkfile "$T/a" 1M
     "$SERVER" -p "$T/pid" -u "$T/s.sock" "$T/a" 2>"$T/log" || die "daemon start"
@@ -550,6 +562,27 @@ pcie-duplicate-link)
     RC=0; "$SERVER" -d -C "$T/cfg" --pcie "shm:$SHM" >"$T/log" 2>&1 || RC=$?
     [ "$RC" -eq 1 ] || die "exit $RC, expected 1"
     expect_log "pcie link 'shm:$SHM' given twice"
+    ;;
+pcie-host-vanish)
+    mkfile "$T/disk" 64M
+    start_pcie "$T/disk"
+    fio --name=busy --ioengine=nbd --uri="$(pcie_uri default)" --rw=randrw --bs=64k \
+        --iodepth=16 --size=32M --runtime=20 --time_based --output="$T/fio.out" >/dev/null 2>&1 &
+    fpid=$!
+    for _ in $(seq 100); do grep -q "ch .* export default" "$T/log" && break; sleep 0.05; done
+    sleep 0.5
+    kill -KILL "$CPID"; wait "$CPID" 2>/dev/null || true; CPID=
+    kill "$fpid" 2>/dev/null || true; wait "$fpid" 2>/dev/null || true
+    for _ in $(seq 60); do grep -q "closed" "$T/log" && break; sleep 0.1; done
+    grep -q "ch .*: closed" "$T/log" || die "channel of the killed host never closed"
+    ok "channels of a killed host closed"
+    kill -0 "$PID" || die "server died with the host"
+    rm -f "$T/c.sock"
+    "$CLIENT" -n -pcie "shm:$SHM" -unix "$T/c.sock" >"$T/clog" 2>&1 &
+    CPID=$!
+    for _ in $(seq 100); do [ -S "$T/c.sock" ] && break; sleep 0.05; done
+    probe "unix:$T/c.sock" default concurrent
+    ok "a new host is served after the old one was killed mid-I/O"
     ;;
 pcie-sigterm)
     mkfile "$T/a" 1M
