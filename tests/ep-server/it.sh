@@ -530,16 +530,7 @@ pcie-probe)
         probe "unix:$T/c.sock" d "$sc" "$T/disk"
     done
     ;;
-pcie-eio-short-read)
-    mkfile "$T/disk" 1M random
-    start -u "$T/s.sock" "$T/disk"
-    truncate -s 512K "$T/disk"
-    probe "unix:$T/s.sock" default shortread "$T/disk"
-    expect_log "backing store ended early"
-    probe "unix:$T/s.sock" default unknown
-    ok "server still serves after EIO"
-    ;;
-cow)
+pcie-cow)
     mkfile "$T/disk" 1M random; cp "$T/disk" "$T/orig"
     start_pcie -c "$T/disk"
     probe "unix:$T/c.sock" default cow "$T/disk"
