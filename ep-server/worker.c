@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -17,6 +18,13 @@
 #include "common/compiler.h"
 #include "internal.h"
 #include "nbdpcie/transport.h"
+
+/* How long a stopping worker waits for its connections to drain (in-flight
+ * requests answered, replies sent) before dropping peers that do not read
+ * their replies: a stuck client must not keep the server from exiting. */
+#define DRAIN_TIMEOUT_MS 10000
+/* While stopping, the worker wakes at least this often to check the deadline. */
+#define DRAIN_TICK_MS 100
 
 /* Submission queue entries per worker ring: a full kernel nbd queue (128)
  * on a few connections without waiting for the ring to drain. */
@@ -38,7 +46,15 @@ struct srv_worker {
 	struct srv_conn *conns;         /* owned by the worker thread */
 	atomic_uint nconns;
 	struct npt_backoff backoff;
+	uint64_t drain_deadline;        /* monotonic ms; 0 = not stopping */
 };
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 struct io_uring_sqe *srv_worker_sqe(struct srv_worker *w)
 {
@@ -346,6 +362,17 @@ static void *worker_main(void *arg)
 		w->inbox = NULL;
 		stopping = w->stop;
 		pthread_mutex_unlock(&w->lock);
+		if (stopping && !w->drain_deadline)
+			w->drain_deadline = now_ms() + DRAIN_TIMEOUT_MS;
+		if (stopping && now_ms() > w->drain_deadline) {
+			for (struct srv_conn *c = w->conns; c; c = c->next) {
+				if (!c->dead && c->state == SRV_C_TRANSMISSION)
+					srv_log(LOG_NOTICE, "%s: not drained after %d ms: dropping it",
+					        c->desc, DRAIN_TIMEOUT_MS);
+				c->dead = true;
+				c->draining = true;
+			}
+		}
 		while (in) {
 			struct srv_conn *next = in->next;
 			in->next = w->conns;
@@ -412,6 +439,9 @@ static void *worker_main(void *arg)
 			} else if (io_uring_sq_ready(&w->ring)) {
 				io_uring_submit(&w->ring);
 			}
+		} else if (stopping) {
+			struct __kernel_timespec ts = { .tv_nsec = DRAIN_TICK_MS * 1000000LL };
+			io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
 		} else {
 			io_uring_submit_and_wait(&w->ring, 1);
 		}

@@ -447,6 +447,23 @@ cli-pidfile-sigterm)
     [ -e "$T/s.sock" ] && die "socket left behind"
     expect_log "stopped"
     ;;
+sigterm-stuck-client)
+    mkfile "$T/a" 4M
+    start -u "$T/s.sock" "$T/a"
+    coproc STUCK { "$PROBE" "unix:$T/s.sock" default stuck; }
+    stuck_pid=$STUCK_PID
+    read -r line <&"${STUCK[0]}"
+    [ "$line" = busy ] || die "probe: $line"
+    t0=$(date +%s)
+    stop
+    t1=$(date +%s)
+    [ "$RC" -eq 0 ] || die "exit $RC after SIGTERM"
+    [ $((t1 - t0)) -le 20 ] || die "took $((t1 - t0)) s to stop"
+    expect_log "not drained after 10000 ms: dropping it"
+    ok "a client that never reads its replies cannot keep the server from exiting ($((t1 - t0)) s)"
+    exec {STUCK[1]}>&-
+    wait "$stuck_pid" 2>/dev/null || true
+    ;;
 cli-threads-syslog)
     mkfile "$T/a" 1M
     "$SERVER" -d --threads 1 --syslog -p "$T/pid" -u "$T/s.sock" "$T/a" >"$T/log" 2>&1 &

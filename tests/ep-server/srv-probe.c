@@ -615,6 +615,17 @@ int main(int argc, char **argv)
 	else if (!strcmp(sc, "vanish")) { sc_vanish(&p, argv[1], argv[2]); return 0; }
 	else if (!strcmp(sc, "cow")) sc_cow(&p, argv[1], argv[2]);
 	else if (!strcmp(sc, "sigterm")) { sc_sigterm(&p); return 0; }
+	else if (!strcmp(sc, "stuck")) {
+		/* asks for 64 MiB of replies and never reads them */
+		for (int i = 0; i < 64; i++)
+			send_req(&p, NBD_CMD_READ, 0, 0, 1u << 20, NULL);
+		printf("busy\n");
+		fflush(stdout);
+		char c;
+		while (read(0, &c, 1) > 0)
+			;
+		return 0;
+	}
 	else if (!strcmp(sc, "hold")) {
 		/* keeps the connection open until stdin closes (connection limits) */
 		char c;
