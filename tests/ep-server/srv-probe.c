@@ -619,6 +619,9 @@ int main(int argc, char **argv)
 		/* asks for 64 MiB of replies and never reads them */
 		for (int i = 0; i < 64; i++)
 			send_req(&p, NBD_CMD_READ, 0, 0, 1u << 20, NULL);
+		/* the first reply is coming: the server has taken the requests */
+		struct pollfd pfd = { .fd = p.fd, .events = POLLIN };
+		CHECK(poll(&pfd, 1, 10000) == 1, "no reply within 10 s");
 		printf("busy\n");
 		fflush(stdout);
 		char c;
