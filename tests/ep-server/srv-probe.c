@@ -131,16 +131,6 @@ static int handshake(struct probe *p, const char *addr, const char *name)
 		}
 		if (st == NBDP_C_TRANSMISSION)
 			break;
-		/* Work-around for proto's client machine (as of 5fe3f7c): an option
-		 * reply with no data (the ACK ending NBD_OPT_GO) that ends the input
-		 * is processed only when more input arrives. When the server is
-		 * silent, hand it one byte it must not take. */
-		struct pollfd pfd = { .fd = p->fd, .events = POLLIN };
-		if (poll(&pfd, 1, 200) == 0) {
-			ssize_t took = nbdp_client_feed(c, "", 1);
-			CHECK(took == 0, "handshake: server silent while the client waits");
-			continue;
-		}
 		/* one byte at a time: never read past the end of the handshake */
 		ssize_t r = recv(p->fd, buf, 1, 0);
 		if (r <= 0) {
