@@ -213,6 +213,22 @@ unaligned)
     probe "unix:$T/s.sock" default unaligned
     expect_log "min block 4096"
     ;;
+blockdev)
+    command -v losetup >/dev/null || skip "losetup not installed"
+    mkfile "$T/img" 8M random
+    LOOP=$(losetup -f --show "$T/img" 2>/dev/null) || { LOOP=; skip "cannot attach a loop device here"; }
+    printf '[generic]\nunixsock = %s\n[d]\nexportname = %s\nflush = true\nfua = true\ntrim = true\n' \
+        "$T/s.sock" "$LOOP" >"$T/cfg"
+    start -C "$T/cfg"
+    for sc in bounds concurrent zeroes trim; do
+        probe "unix:$T/s.sock" d "$sc"
+    done
+    expect_log "export d: size 8388608"
+    expect_log "min block 512"
+    probe "unix:$T/s.sock" d fua "$LOOP"
+    probe "unix:$T/s.sock" d flush "$LOOP"
+    ok "block device: BLKDISCARD, zeroing and durability"
+    ;;
 enospc)
     MNT="$T/mnt"; mkdir "$MNT"
     mount -t tmpfs -o size=1M tmpfs "$MNT" 2>/dev/null || { MNT=; skip "cannot mount a tmpfs (not root?)"; }
