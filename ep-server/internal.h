@@ -276,7 +276,9 @@ struct srv_conn *srv_sock_conn_new(struct srv_server *s, int fd, bool tcp);
 /* ---- conn-pcie.c: PCIe channel connections ------------------------------ */
 struct npt_chan;
 struct npt_link;
-struct srv_conn *srv_pcie_conn_new(struct srv_server *s, struct npt_link *l, struct npt_chan *ch);
+/* spec: the link string, for logs. */
+struct srv_conn *srv_pcie_conn_new(struct srv_server *s, struct npt_link *l, struct npt_chan *ch,
+                                   const char *spec);
 
 /* ---- listen.c: sockets and links the server accepts on ------------------- */
 struct srv_listen;

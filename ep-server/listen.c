@@ -238,7 +238,7 @@ static void poll_links(struct srv_listen *l, bool check)
 				npt_chan_close(ch);
 				continue;
 			}
-			c = srv_pcie_conn_new(l->srv, le->link, ch);
+			c = srv_pcie_conn_new(l->srv, le->link, ch, le->spec);
 			if (!c) {
 				srv_log(LOG_ERR, "%s: out of memory", what);
 				npt_chan_close(ch);

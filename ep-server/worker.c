@@ -239,8 +239,7 @@ static void conn_free(struct srv_worker *w, struct srv_conn *c)
 	atomic_fetch_sub(&w->nconns, 1);
 	srv_cow_close(c->cow);
 	nbdp_server_free(c->hs);
-	if (c->state != SRV_C_HANDSHAKE || c->exp)
-		srv_log(LOG_INFO, "%s: closed", c->desc);
+	srv_log(LOG_INFO, "%s: closed", c->desc);
 	c->ops->destroy(c);
 }
 
