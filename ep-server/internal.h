@@ -283,7 +283,8 @@ struct srv_conn *srv_pcie_conn_new(struct srv_server *s, struct npt_link *l, str
 /* ---- listen.c: sockets and links the server accepts on ------------------- */
 struct srv_listen;
 int  srv_listen_open(struct srv_listen **out, struct srv_server *s, char *err, size_t errlen);
-/* Accepts until srv->stopping; wakes at least every NPT_HEARTBEAT_MS. */
+/* Accepts until stop_fd (a signalfd) reports SIGTERM/SIGINT; SIGHUP is
+ * logged and ignored. */
 int  srv_listen_run(struct srv_listen *l, int stop_fd);
 void srv_listen_close(struct srv_listen *l);
 

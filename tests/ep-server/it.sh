@@ -492,6 +492,15 @@ cli-threads-syslog)
     [ -s "$T/log" ] && die "--syslog still logs to stderr: $(cat "$T/log")"
     ok "--syslog: nothing on stderr"
     ;;
+sighup)
+    mkfile "$T/a" 1M
+    start -u "$T/s.sock" "$T/a"
+    kill -HUP "$PID"
+    for _ in $(seq 50); do grep -q SIGHUP "$T/log" && break; sleep 0.05; done
+    expect_log "SIGHUP: reloading the configuration is not supported by nbd-pcie-server; ignored"
+    nbdinfo "$(unix_uri default)" >/dev/null || die "not serving after SIGHUP"
+    ok "still serving after SIGHUP"
+    ;;
 cli-daemon)
     mkfile "$T/a" 1M
     "$SERVER" -p "$T/pid" -u "$T/s.sock" "$T/a" 2>"$T/log" || die "daemon start"
