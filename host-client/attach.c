@@ -51,7 +51,7 @@ struct aconn {
 
 struct attach {
 	const struct npc_opts *o;
-	struct npc_nl *nl;
+	void *nl;                    /* npc_kernel's context */
 	struct npc_link *k;
 	struct nbdp_export exp;
 	uint64_t size;
@@ -255,11 +255,10 @@ static int reconnect(struct attach *A, char *err, size_t errlen)
 			sleep_us(500000);
 			continue;
 		}
-		if (npc_nl_watch_fd(A->nl) >= 0)
-			npc_nl_link_dead(A->nl, A->index);   /* drain the notifications */
+		npc_kernel->link_dead(A->nl, A->index);   /* drain the notifications */
 		fill_config(A, &cfg, fds);
 		for (int tries = 0; tries < 20; tries++) {
-			r = npc_nl_reconfigure(A->nl, &cfg);
+			r = npc_kernel->reconfigure(A->nl, &cfg);
 			if (r == 0)
 				break;
 			sleep_us(100000);    /* the kernel may not have seen the dead sockets yet */
@@ -289,11 +288,11 @@ int npc_cmd_attach(const struct npc_opts *o)
 
 	npc_signals_init();
 	/* Fail fast, before forking, when the kernel side is missing. */
-	if ((r = npc_nl_open(&A.nl, err, sizeof(err)))) {
+	if ((r = npc_kernel->open(&A.nl, err, sizeof(err)))) {
 		npc_log(LOG_ERR, "%s: %s", o->device, err);
 		return NPC_EXIT_FAIL;
 	}
-	npc_nl_close(A.nl);
+	npc_kernel->close(A.nl);
 	A.nl = NULL;
 	if (!o->nofork) {
 		int pexit;
@@ -310,11 +309,11 @@ int npc_cmd_attach(const struct npc_opts *o)
 		return NPC_EXIT_FAIL;
 	for (unsigned i = 0; i < A.n; i++)
 		A.c[i].fd = A.c[i].kfd = -1;
-	if ((r = npc_nl_open(&A.nl, err, sizeof(err)))) {
+	if ((r = npc_kernel->open(&A.nl, err, sizeof(err)))) {
 		npc_log(LOG_ERR, "%s: %s", o->device, err);
 		goto out;
 	}
-	if (o->persist && npc_nl_watch(A.nl, err, sizeof(err)))
+	if (o->persist && npc_kernel->watch(A.nl, err, sizeof(err)))
 		npc_log(LOG_WARNING, "%s: %s (reconnecting without LINK_DEAD notifications)",
 			o->device, err);
 	if ((r = negotiate(&A, true, err, sizeof(err))) || (r = plan(&A, err, sizeof(err)))) {
@@ -322,7 +321,7 @@ int npc_cmd_attach(const struct npc_opts *o)
 		goto out;
 	}
 	fill_config(&A, &cfg, fds);
-	r = npc_nl_connect(A.nl, &cfg, &index);
+	r = npc_kernel->connect(A.nl, &cfg, &index);
 	if (r) {
 		npc_log(LOG_ERR, "%s: NBD_CMD_CONNECT (size %" PRIu64 ", block size %u, %u connection%s) refused: %s",
 			o->device, A.size, A.block, A.n, A.n > 1 ? "s" : "",
@@ -332,7 +331,7 @@ int npc_cmd_attach(const struct npc_opts *o)
 	A.index = (int)index;
 	if ((r = start_relays(&A, err, sizeof(err)))) {
 		npc_log(LOG_ERR, "%s: %s", o->device, err);
-		npc_nl_disconnect(A.nl, A.index);
+		npc_kernel->disconnect(A.nl, A.index);
 		goto out;
 	}
 	if (o->swap && mlockall(MCL_CURRENT | MCL_FUTURE))
@@ -361,7 +360,7 @@ int npc_cmd_attach(const struct npc_opts *o)
 
 		if (!disconnecting && __atomic_load_n(&npc_stop_flag, __ATOMIC_RELAXED)) {
 			npc_log(LOG_INFO, "/dev/nbd%d: signal %d: disconnecting", A.index, npc_stop_flag);
-			r = npc_nl_disconnect(A.nl, A.index);
+			r = npc_kernel->disconnect(A.nl, A.index);
 			if (r)
 				npc_log(LOG_WARNING, "/dev/nbd%d: NBD_CMD_DISCONNECT: %s", A.index,
 					npc_nl_strerror(NBD_CMD_DISCONNECT, r));
@@ -397,7 +396,7 @@ int npc_cmd_attach(const struct npc_opts *o)
 				npc_log(LOG_ERR, "/dev/nbd%d: %s", A.index, err);
 			}
 			__atomic_store_n(&A.stop, 1, __ATOMIC_RELAXED);
-			npc_nl_disconnect(A.nl, A.index);
+			npc_kernel->disconnect(A.nl, A.index);
 			ret = NPC_EXIT_FAIL;
 			break;
 		}
@@ -424,7 +423,8 @@ out:
 	if (wrote_pid)
 		unlink(pidfile);
 	npc_link_close(A.k);
-	npc_nl_close(A.nl);
+	if (A.nl)
+		npc_kernel->close(A.nl);
 	free(A.c);
 	return ret;
 }

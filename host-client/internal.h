@@ -125,6 +125,22 @@ int npc_nl_watch(struct npc_nl *n, char *err, size_t errlen);
 int npc_nl_watch_fd(const struct npc_nl *n);
 int npc_nl_link_dead(struct npc_nl *n, int index);
 
+/* The kernel side of attach as an ops table: netlink in the binary, an
+ * in-process fake in tests (the same process can use the fds it is given).
+ * All return 0 or -errno (the kernel's errno for the commands). */
+struct npc_kernel_ops {
+	int (*open)(void **ctx, char *err, size_t errlen);
+	void (*close)(void *ctx);
+	int (*connect)(void *ctx, const struct npc_nl_config *c, uint32_t *index);
+	int (*reconfigure)(void *ctx, const struct npc_nl_config *c);
+	int (*disconnect)(void *ctx, int index);
+	int (*watch)(void *ctx, char *err, size_t errlen);  /* join LINK_DEAD notifications */
+	int (*link_dead)(void *ctx, int index);             /* drain them; 1 if one named index */
+};
+extern const struct npc_kernel_ops npc_kernel_netlink;
+/* What attach uses; &npc_kernel_netlink unless a test replaces it. */
+extern const struct npc_kernel_ops *npc_kernel;
+
 /* Client flags from the uapi <linux/nbd.h>, which cannot be included here
  * (its command names clash with proto's): the kernel's ABI values. */
 #define NPC_NBD_CFLAG_DESTROY_ON_DISCONNECT (1u << 0)
