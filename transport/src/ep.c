@@ -96,7 +96,7 @@ int npt_ep_check_sqe(struct npt_chan *c, const struct npl_sqe *e, uint32_t pos)
 	if (len > lay->max_xfer)
 		return reject(c, NPL_ERR_LEN, "take: channel %u entry %" PRIu32 " length %" PRIu32
 			      " beyond max_xfer %" PRIu32, c->idx, pos, len, lay->max_xfer);
-	if (len && off + len > lay->data_per_chan)
+	if (len && (off > lay->data_per_chan || len > lay->data_per_chan - off))
 		return reject(c, NPL_ERR_RANGE, "take: channel %u entry %" PRIu32 " offset %" PRIu64
 			      " + length %" PRIu32 " beyond payload area %" PRIu32,
 			      c->idx, pos, off, len, lay->data_per_chan);

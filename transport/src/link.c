@@ -149,6 +149,25 @@ static void ep_attach(struct npt_link *l, uint32_t gen)
 	npt_store_release32(&h->ep_host_gen, gen);
 }
 
+/* The host can write anywhere in the BAR. The EP never re-reads its own
+ * layout (it keeps l->lay), but a host needs a valid header to attach: put
+ * back whatever a faulty host overwrote in the EP-owned lines. */
+static void ep_repair_header(struct npt_link *l)
+{
+	struct npl_bar_header *h = l->hdr;
+	struct npt_layout cur;
+	char why[NPT_ERRLEN];
+
+	if (npt_layout_read(h, l->bar_size, &cur, why, sizeof(why)) == 0 &&
+	    !memcmp(&cur, &l->lay, sizeof(cur)) && npt_rd32(&h->ep_generation) == l->gen &&
+	    npt_rd32(&h->ep_state) == NPL_EP_READY && npt_rd32(&h->ep_host_gen) == l->host_gen)
+		return;
+	npt_layout_write(h, &l->lay);
+	npt_wr32(&h->ep_generation, l->gen);
+	npt_wr32(&h->ep_host_gen, l->host_gen);
+	npt_store_release32(&h->ep_state, NPL_EP_READY);
+}
+
 static void ep_monitor(struct npt_link *l)
 {
 	struct npl_bar_header *h = l->hdr;
@@ -156,6 +175,7 @@ static void ep_monitor(struct npt_link *l)
 	uint32_t gen = npt_rd32(&h->host_generation);
 	uint64_t hb = npt_rd64(&h->host_heartbeat), now = npt_now_ns();
 
+	ep_repair_header(l);
 	if (st == NPL_HOST_ATTACHED && gen != l->host_gen) {
 		ep_attach(l, gen);
 		return;
@@ -355,7 +375,7 @@ static int host_open(struct npt_link *l, const struct npt_link_params *p, char *
 				if (npt_rd32(&h->magic) == NPL_MAGIC && r == -EPROTO &&
 				    npt_load_acquire32(&h->ep_state) == NPL_EP_READY)
 					return npt_seterr(err, errlen, "link: %s: %s", l->spec.bar_path, why), r;
-			} else if (!seen_ready) {
+			} else if (!seen_ready || npt_rd32(&h->ep_generation) != l->peer_gen) {
 				seen_ready = true;
 				hb0 = npt_rd64(&h->ep_heartbeat);
 				l->peer_gen = npt_rd32(&h->ep_generation);
