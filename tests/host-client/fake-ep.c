@@ -8,9 +8,23 @@
 
 
 
+static int f_alloc_locked(struct fake *f, uint32_t len, struct npt_hbuf *b);
+
+/* Each op holds f->mu so that a test thread may look at the counters and
+ * the disk (under the same lock) while the relay runs. */
 static int f_alloc(void *ctx, uint32_t len, struct npt_hbuf *b)
 {
 	struct fake *f = ctx;
+	int r;
+
+	pthread_mutex_lock(&f->mu);
+	r = f_alloc_locked(f, len, b);
+	pthread_mutex_unlock(&f->mu);
+	return r;
+}
+
+static int f_alloc_locked(struct fake *f, uint32_t len, struct npt_hbuf *b)
+{
 
 	if (len > 4u << 20)
 		return -E2BIG;
@@ -27,14 +41,28 @@ static void f_free(void *ctx, struct npt_hbuf *b)
 {
 	struct fake *f = ctx;
 
+	pthread_mutex_lock(&f->mu);
 	f->area_used -= b->len;
+	pthread_mutex_unlock(&f->mu);
 	free(b->ptr);
 	b->ptr = NULL;
 }
 
+static int f_submit_locked(struct fake *f, const uint8_t req[28], const struct npt_hbuf *b);
+
 static int f_submit(void *ctx, const uint8_t req[28], const struct npt_hbuf *b)
 {
 	struct fake *f = ctx;
+	int r;
+
+	pthread_mutex_lock(&f->mu);
+	r = f_submit_locked(f, req, b);
+	pthread_mutex_unlock(&f->mu);
+	return r;
+}
+
+static int f_submit_locked(struct fake *f, const uint8_t req[28], const struct npt_hbuf *b)
+{
 
 	if (f->dead)
 		return -ECONNRESET;
@@ -78,8 +106,11 @@ static int f_reap(void *ctx, struct npt_hcomp *out, unsigned max)
 	struct fake *f = ctx;
 	unsigned n = 0;
 
-	if (f->dead)
+	pthread_mutex_lock(&f->mu);
+	if (f->dead) {
+		pthread_mutex_unlock(&f->mu);
 		return -ECONNRESET;
+	}
 	while (f->nq && n < max) {
 		unsigned i = f->reverse ? f->nq - 1 : 0;
 		execute(f, f->q[i].hdr, &f->q[i].b, out[n].reply);
@@ -89,17 +120,24 @@ static int f_reap(void *ctx, struct npt_hcomp *out, unsigned max)
 		f->nq--;
 		n++;
 	}
+	pthread_mutex_unlock(&f->mu);
 	return (int)n;
 }
 
 static int f_status(void *ctx)
 {
-	return ((struct fake *)ctx)->dead ? -ECONNRESET : 0;
+	struct fake *f = ctx;
+	bool dead;
+
+	pthread_mutex_lock(&f->mu);
+	dead = f->dead;
+	pthread_mutex_unlock(&f->mu);
+	return dead ? -ECONNRESET : 0;
 }
 
 static const char *f_error(void *ctx)
 {
-	return ((struct fake *)ctx)->dead ? "peer reset (test)" : "";
+	return f_status(ctx) ? "peer reset (test)" : "";
 }
 
 const struct npc_upstream_ops fake_ep_ops = {

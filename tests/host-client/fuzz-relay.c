@@ -67,6 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!f)
 		abort();
 	f->disk = disk;
+	pthread_mutex_init(&f->mu, NULL);
 	f->area = 256u << 10;
 	f->ring = 2u + (mode & 7u);
 	f->reverse = mode & 8;
@@ -93,6 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	close(sv[0]);
 	if (f->area_used != 0)
 		abort();   /* a payload buffer leaked */
+	pthread_mutex_destroy(&f->mu);
 	free(f);
 	return 0;
 }

@@ -333,6 +333,9 @@ static void sigterm_disconnects_device_and_exits_zero(void **state)
 	start_server(e, "16M");
 	start_attach(e, NULL, NULL);
 	assert_true(wait_until(&K.connects, 1, 10000));
+	/* The pidfile follows the connect once the relays run. */
+	for (int i = 0; i < 500 && access(e->pidfile, F_OK); i++)
+		usleep(10000);
 	assert_int_equal(access(e->pidfile, F_OK), 0);
 	assert_int_equal(stop_attach(e, true), NPC_EXIT_OK);
 	assert_int_equal(K.disconnects, 1);

@@ -23,6 +23,9 @@
 
 #include "fake-ep.h"
 
+/* Reads the fake EP's state under its lock (the relay thread writes it). */
+#define LOCKED(h, expr) ({ pthread_mutex_lock(&(h)->f.mu); __typeof__(expr) v_ = (expr); pthread_mutex_unlock(&(h)->f.mu); v_; })
+
 /* ---------------------------------------------------- relay in a thread */
 
 struct harness {
@@ -57,6 +60,7 @@ static struct harness *start(uint32_t max_xfer, uint32_t area, uint16_t tflags)
 	h->f.ring = 128;
 	h->f.err_off = UINT64_MAX;
 	h->f.die_after = -1;
+	pthread_mutex_init(&h->f.mu, NULL);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	h->sock = sv[0];
 	h->conf.fd = sv[1];
@@ -177,7 +181,7 @@ static void write_reaches_export_then_reads_back(void **s)
 	run(h);
 	send_req(h, NBD_CMD_WRITE, 0, 1, 1 << 20, sizeof(data), data, false);
 	assert_int_equal(recv_reply(h, false).error, 0);
-	assert_memory_equal(h->f.disk + (1 << 20), data, sizeof(data));
+	assert_int_equal(LOCKED(h, memcmp(h->f.disk + (1 << 20), data, sizeof(data))), 0);
 	send_req(h, NBD_CMD_READ, 0, 2, 1 << 20, sizeof(back), NULL, false);
 	assert_int_equal(recv_reply(h, false).cookie, 2);
 	recv_all(h->sock, back, sizeof(back), false);
@@ -201,9 +205,9 @@ static void request_of_32mib_is_chunked_and_merged(void **s)
 	struct nbd_simple_reply rep = recv_reply(h, false);
 	assert_int_equal(rep.cookie, 11);
 	assert_int_equal(rep.error, 0);
-	assert_int_equal(h->f.submits, 32);
-	assert_int_equal(h->f.max_len_seen, 1u << 20);
-	assert_memory_equal(h->f.disk, data, len);
+	assert_int_equal(LOCKED(h, h->f.submits), 32);
+	assert_int_equal(LOCKED(h, h->f.max_len_seen), 1u << 20);
+	assert_int_equal(LOCKED(h, memcmp(h->f.disk, data, len)), 0);
 	send_req(h, NBD_CMD_READ, 0, 12, 0, len, NULL, false);
 	rep = recv_reply(h, false);
 	assert_int_equal(rep.cookie, 12);
@@ -303,7 +307,7 @@ static void read_beyond_end_gets_einval_and_connection_lives(void **s)
 	struct nbd_simple_reply rep = recv_reply(h, false);
 	assert_int_equal(rep.cookie, 5);
 	assert_int_equal(rep.error, NBD_EINVAL);
-	assert_int_equal(h->f.submits, 0);          /* never reached the link */
+	assert_int_equal(LOCKED(h, h->f.submits), 0);   /* never reached the link */
 	send_req(h, NBD_CMD_READ, 0, 6, DISK - 512, 512, NULL, false);
 	rep = recv_reply(h, false);
 	assert_int_equal(rep.error, 0);
@@ -331,7 +335,7 @@ static void write_to_readonly_gets_eperm_and_payload_is_skipped(void **s)
 	assert_int_equal(rep.error, 0);
 	recv_all(h->sock, buf, sizeof(buf), false);
 	expect_pattern(buf, 0, 16);
-	assert_int_equal(get_be32(h->f.disk), 0);   /* export unchanged */
+	assert_int_equal(LOCKED(h, get_be32(h->f.disk)), 0);   /* export unchanged */
 	disc(h);
 	assert_int_equal(finish(h), 0);
 }
