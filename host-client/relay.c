@@ -812,6 +812,11 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 	unsigned turns = 0;
 	int ret;
 
+	if (!conf->max_xfer) {
+		snprintf(err, errlen, "relay: the link's largest transfer is 0 bytes");
+		free(r);
+		return -EINVAL;
+	}
 	if (!r)
 		return -ENOMEM;
 	r->conf = conf;

@@ -69,6 +69,11 @@ list-cmd)  # nbd-pcie-client -l prints the export names
     out=$("$CLIENT" -l -pcie "shm:$SHM")
     [ "$out" = "scratch" ] || die "-l printed '$out'"
     ;;
+nbd-client-list)  # Debian's nbd-client 3.24 lists the exports through the local socket
+    e2e_start 16M
+    out=$(nbd-client -l -u "$SOCK" 2>&1)
+    grep -qx scratch <<<"$out" || die "nbd-client -l -u printed: $out"
+    ;;
 bad-link)  # a link that does not exist: one line naming it, exit 1
     set +e
     out=$("$CLIENT" -l -pcie "shm:$SHM-missing" 2>&1); rc=$?
