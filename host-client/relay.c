@@ -131,6 +131,7 @@ struct relay {
 	unsigned inflight_parents;
 	unsigned inflight_chunks; /* submitted to the link, not completed */
 	int fatal;                /* -errno ending the relay */
+	int close_code;           /* -errno to return once the replies are out */
 	char *err;
 	size_t errlen;
 	struct npc_relay_stats *stats;
@@ -411,6 +412,13 @@ static void issue_reads(struct relay *r)
 		int pi = r->issue[r->issue_r % RELAY_PARENTS];
 		struct parent *p = &r->parents[pi];
 
+		/* A READ that failed early may be freed (and its slot reused)
+		 * while still queued here: only a live READ issues chunks. */
+		if (!p->used || p->req.type != NBD_CMD_READ) {
+			r->issue_r++;
+			continue;
+		}
+
 		while (!p->failed_early && p->created < p->nchunks) {
 			int ci = chunk_new(r, pi);
 			if (ci == -EAGAIN)
@@ -544,8 +552,11 @@ static int start_request(struct relay *r, const uint8_t *raw)
 		}
 		reply_local(r, &q, err);
 		if (r->rx_close_after) {
+			/* Reply, then close: the payload cannot be skipped. */
 			r->rx_state = RX_STOP;
-			fail(r, -EPROTO, "%s: payload too long to skip; closing after the error reply", msg);
+			r->close_code = -EPROTO;
+			snprintf(r->err, r->errlen,
+				 "%s: payload too long to skip; closed after the error reply", msg);
 		}
 		return 0;
 	}
@@ -874,8 +885,10 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 		pump_replies(r);
 		if (r->fatal)
 			break;
-		if (idle_done(r))
+		if (idle_done(r)) {
+			r->fatal = r->close_code;
 			break;
+		}
 		post_recv(r);
 		post_send(r);
 		if (io_uring_sq_ready(&r->ring)) {

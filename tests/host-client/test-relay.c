@@ -340,6 +340,22 @@ static void write_to_readonly_gets_eperm_and_payload_is_skipped(void **s)
 	assert_int_equal(finish(h), 0);
 }
 
+static void oversized_write_gets_error_reply_then_close(void **s)
+{
+	struct harness *h = start(1u << 20, 8u << 20, 0);
+	struct nbd_request q = { .type = NBD_CMD_WRITE, .cookie = 81, .length = 100u << 20 };
+	uint8_t hdr[28], b;
+
+	run(h);
+	nbd_request_encode(hdr, &q);
+	send_all(h->sock, hdr, sizeof(hdr), false);   /* 100 MiB announced, none sent */
+	struct nbd_simple_reply rep = recv_reply(h, false);
+	assert_int_equal(rep.cookie, 81);
+	assert_int_equal(rep.error, NBD_EINVAL);
+	assert_int_equal(recv(h->sock, &b, 1, 0), 0);   /* then the relay closes */
+	assert_int_equal(finish(h), -EPROTO);
+}
+
 static void unknown_command_gets_einval(void **s)
 {
 	struct harness *h = start(1u << 20, 8u << 20, 0);
@@ -509,6 +525,7 @@ int main(void)
 		cmocka_unit_test(read_beyond_end_gets_einval_and_connection_lives),
 		cmocka_unit_test(write_to_readonly_gets_eperm_and_payload_is_skipped),
 		cmocka_unit_test(unknown_command_gets_einval),
+		cmocka_unit_test(oversized_write_gets_error_reply_then_close),
 		cmocka_unit_test(link_error_reaches_client_as_eio),
 		cmocka_unit_test(chunked_write_error_in_one_chunk_fails_whole_request),
 		cmocka_unit_test(link_loss_mid_request_ends_relay_with_reason),
