@@ -382,6 +382,13 @@ int npc_cmd_attach(const struct npc_opts *o)
 			if (c->ret && c->ret != -EINTR && c->ret != -EPIPE && !link_err) {
 				link_err = c->ret;
 				why = c->err;
+			} else if (!c->ret && !c->st.saw_disc && o->persist && !link_err &&
+				   !disconnecting) {
+				/* The kernel dropped this connection without a
+				 * disconnect (request timeout): with -p it waits
+				 * for a new socket, as after a link loss. */
+				link_err = -ECONNRESET;
+				why = "the kernel closed a connection (request timeout?)";
 			}
 		}
 		if (link_err && !disconnecting) {

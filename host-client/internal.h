@@ -204,6 +204,7 @@ struct npc_relay_stats {
 	uint64_t bytes_read;           /* READ payload sent downstream */
 	uint64_t bytes_written;        /* WRITE payload acknowledged by the link */
 	uint64_t bytes_rx;             /* bytes received from downstream */
+	bool saw_disc;                 /* the downstream ended with NBD_CMD_DISC */
 };
 
 /* Runs until the downstream side ends (NBD_CMD_DISC or EOF, all replies

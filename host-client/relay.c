@@ -540,6 +540,8 @@ static int start_request(struct relay *r, const uint8_t *raw)
 		return -EAGAIN;
 	if (q.type == NBD_CMD_DISC) {
 		r->rx_state = RX_STOP;
+		if (r->stats)
+			r->stats->saw_disc = true;
 		return 0;
 	}
 	err = nbdp_validate_request(&q, &r->conf->limits, msg, sizeof(msg));

@@ -390,6 +390,27 @@ static void persist_reconnects_with_new_sockets_after_ep_restart(void **state)
 	assert_int_equal(stop_attach(e, true), NPC_EXIT_OK);
 }
 
+static void persist_replaces_a_connection_the_kernel_dropped(void **state)
+{
+	struct env *e = *state;
+	uint8_t data[4096], back[4096];
+
+	memset(data, 0x6b, sizeof(data));
+	start_server(e, "16M");
+	start_attach(e, "-p", NULL);
+	assert_true(wait_until(&K.connects, 1, 10000));
+	assert_int_equal(kio(0, NBD_CMD_WRITE, 0, sizeof(data), data), 0);
+	/* What the kernel does on a request timeout: shut the socket, no DISC. */
+	pthread_mutex_lock(&K.mu);
+	shutdown(K.fds[0], SHUT_RDWR);
+	pthread_mutex_unlock(&K.mu);
+	assert_true(wait_until(&K.reconfigs, 1, 20000));
+	assert_int_equal(kio(0, NBD_CMD_READ, 0, sizeof(back), back), 0);
+	assert_memory_equal(back, data, sizeof(data));
+	assert_int_equal(stop_attach(e, true), NPC_EXIT_OK);
+	assert_int_equal(K.disconnects, 1);
+}
+
 static void persist_refuses_export_whose_size_changed(void **state)
 {
 	struct env *e = *state;
@@ -424,6 +445,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(readonly_option_sets_flag_and_refuses_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(link_loss_without_persist_disconnects_and_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(persist_reconnects_with_new_sockets_after_ep_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(persist_replaces_a_connection_the_kernel_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(persist_refuses_export_whose_size_changed, setup, teardown),
 		cmocka_unit_test_setup_teardown(more_connections_than_channels_refused, setup, teardown),
 	};

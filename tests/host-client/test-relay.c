@@ -466,6 +466,7 @@ static void disc_waits_for_in_flight_replies(void **s)
 	pthread_join(h->th, NULL);
 	assert_int_equal(h->ret, 0);
 	assert_int_equal(h->stats.requests, 1);
+	assert_true(h->stats.saw_disc);
 	assert_int_equal(h->stats.bytes_read, 1u << 20);
 	close(h->sock);
 	free(h->f.disk);
