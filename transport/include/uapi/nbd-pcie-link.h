@@ -154,4 +154,130 @@ struct npl_cqe {
 #define NPL_CHAN_SQ_OFFSET   64 /* sizeof(struct npl_chan_ep_ctl) */
 #define NPL_CHAN_CQ_OFFSET   64 /* sizeof(struct npl_chan_host_ctl) */
 
+/* ---- kernel module interface (kmod/) ---- */
+/*
+ * Character devices of the two kernel modules (docs/kmod.md):
+ *   host: /dev/nbd-pcie-host<N>  (kmod/nbd-pcie-host, one per bound PCI function)
+ *   EP:   /dev/nbd-pcie-ep<N>    (kmod/pci-epf-nbd, one per endpoint function)
+ * mmap() offsets select a region: offset = NPK_MMAP_OFFSET(region) + byte
+ * offset inside it (page aligned). Regions are listed by the INFO ioctls.
+ * All ioctl structs are native-endian (they never cross the link) and sized
+ * identically on 32- and 64-bit ABIs (explicit padding, __u64 pointers).
+ */
+#include <linux/ioctl.h>
+
+/* 2^36 bytes (64 GiB) per region: larger than any BAR or window we map and
+ * still leaves vm_pgoff room on 32-bit kernels for the 8 regions below. */
+#define NPK_MMAP_REGION_SHIFT  36
+#define NPK_MMAP_OFFSET(region) ((__u64)(region) << NPK_MMAP_REGION_SHIFT)
+
+/* Host regions: 0..5 = PCI BARs (memory BARs only), 6 = host DMA window. */
+#define NPK_HOST_REGION_BAR(n) (n)
+#define NPK_HOST_REGION_WIN    6
+#define NPK_HOST_NREGIONS      7
+/* EP regions: the function's BAR memory and the local DMA staging buffer. */
+#define NPK_EP_REGION_BAR      0
+#define NPK_EP_REGION_STAGE    1
+#define NPK_EP_NREGIONS        2
+
+/* ioctl type byte; 0xB9 is unassigned in the kernel's ioctl-number list. */
+#define NPK_IOC_MAGIC          0xB9
+
+/* Most MSI-X vectors the host module requests and reports: more than the
+ * transport's 64 channels need, and small enough for a fixed array. */
+#define NPK_HOST_MAX_VECTORS   32
+
+struct npk_region {
+	__u64 size;              /* bytes mappable, 0 = region absent */
+	__u64 bus_addr;          /* host window: bus address the EP must target; else 0 */
+};
+
+struct npk_host_info {
+	__u32 api_version;       /* NPK_API_VERSION */
+	__u16 vendor, device;    /* PCI IDs of the bound function */
+	__u32 shm_bar;           /* BAR holding the link layout (largest memory BAR) */
+	__u32 nvectors;          /* MSI-X/MSI vectors wired to read()/poll() */
+	struct npk_region region[NPK_HOST_NREGIONS];
+	__u64 reserved[4];
+};
+
+/* Interrupts delivered so far, per vector (NPK_HOST_IOC_IRQ_COUNTS). */
+struct npk_host_irq_counts {
+	__u64 count[NPK_HOST_MAX_VECTORS];
+};
+
+#define NPK_API_VERSION        1
+
+#define NPK_HOST_IOC_INFO       _IOR(NPK_IOC_MAGIC, 0x00, struct npk_host_info)
+#define NPK_HOST_IOC_IRQ_COUNTS _IOR(NPK_IOC_MAGIC, 0x01, struct npk_host_irq_counts)
+/*
+ * Host read(): 8 bytes, a __u64 = interrupts (all vectors) since this file's
+ * previous read; blocks until it is non-zero (EAGAIN with O_NONBLOCK).
+ * poll(): POLLIN when that number is non-zero. Interrupts coalesce: one
+ * means "look at the rings", never "one completion". After the device is
+ * unbound or removed every operation fails with ENODEV, poll() reports
+ * POLLERR|POLLHUP and existing mappings raise SIGBUS when touched.
+ */
+
+/* npk_ep_info.link: bits of the EP function's state */
+#define NPK_EP_LINK_INIT       (1u << 0) /* controller initialised, BAR and header written */
+#define NPK_EP_LINK_UP         (1u << 1) /* PCIe link up */
+#define NPK_EP_LINK_BME        (1u << 2) /* host enabled bus mastering (6.5+ kernels) */
+
+/* npk_ep_info.dma */
+#define NPK_EP_DMA_NONE        0         /* no transfer possible (no outbound window either) */
+#define NPK_EP_DMA_ENGINE      1         /* dmaengine channels (dw-edma) */
+#define NPK_EP_DMA_CPU         2         /* CPU copy through the outbound window */
+
+struct npk_ep_info {
+	__u32 api_version;       /* NPK_API_VERSION */
+	__u16 vendor, device;    /* IDs written to the config header */
+	__u32 bar;               /* BAR number of the function */
+	__u32 nchannels;         /* channel count configured through configfs */
+	__u32 msi_vectors;       /* MSI vectors configured (0 = none) */
+	__u32 msix_vectors;      /* MSI-X vectors configured (0 = none) */
+	__u32 link;              /* NPK_EP_LINK_* */
+	__u32 dma;               /* NPK_EP_DMA_* */
+	__u32 dma_align;         /* required alignment of DMA offsets, addresses, lengths */
+	__u32 max_xfer;          /* largest length of one NPK_EP_IOC_DMA */
+	struct npk_region region[NPK_EP_NREGIONS];
+	__u64 reserved[4];
+};
+
+/* npk_ep_dma.dir */
+#define NPK_EP_DMA_TO_HOST     1         /* EP region -> host bus address */
+#define NPK_EP_DMA_FROM_HOST   2         /* host bus address -> EP region */
+
+struct npk_ep_dma {
+	__u32 dir;               /* NPK_EP_DMA_TO_HOST / _FROM_HOST */
+	__u32 region;            /* NPK_EP_REGION_* holding the EP side */
+	__u64 offset;            /* byte offset in that region */
+	__u64 host_addr;         /* PCI bus address on the host */
+	__u32 len;               /* bytes, 1..max_xfer */
+	__u32 flags;             /* must be 0 */
+};
+
+/* npk_ep_irq.type */
+#define NPK_EP_IRQ_MSI         1
+#define NPK_EP_IRQ_MSIX        2
+
+struct npk_ep_irq {
+	__u32 type;              /* NPK_EP_IRQ_* */
+	__u32 vector;            /* 1-based, <= the configured count of that type */
+};
+
+/* EP read(): one struct npk_ep_event when the link state changed since this
+ * file's previous read (the first read after open returns at once); blocks
+ * otherwise (EAGAIN with O_NONBLOCK). poll(): POLLIN on such a change. */
+struct npk_ep_event {
+	__u32 link;              /* NPK_EP_LINK_* now */
+	__u32 events;            /* state changes seen by the function so far */
+	__u64 reserved;
+};
+
+#define NPK_EP_IOC_INFO        _IOR(NPK_IOC_MAGIC, 0x20, struct npk_ep_info)
+#define NPK_EP_IOC_DMA         _IOW(NPK_IOC_MAGIC, 0x21, struct npk_ep_dma)
+#define NPK_EP_IOC_RAISE_IRQ   _IOW(NPK_IOC_MAGIC, 0x22, struct npk_ep_irq)
+/* ---- end of kernel module interface ---- */
+
 #endif /* UAPI_NBD_PCIE_LINK_H */

@@ -1,0 +1,38 @@
+# Scenario 7 (guest side): Debian's stock nbd-client against nbd-pcie-client's
+# local unix socket mode: export list (-l -u) and a kernel attach (-u) with
+# data verified. Host side: scenarios/stock-tools.sh.
+. /tests/lib.sh
+M=1048576
+SOCK=/run/nbdpcie.sock
+
+step relay
+nbd-pcie-client -pcie "$LINK" -unix "$SOCK" -n 2>/tmp/relay.err &
+relay=$!
+i=0
+while [ ! -S "$SOCK" ]; do
+    i=$((i + 1))
+    kill -0 $relay 2>/dev/null || { cat /tmp/relay.err; fail "nbd-pcie-client -unix $SOCK exited"; }
+    [ $i -gt 300 ] && fail "no socket $SOCK 30 s after nbd-pcie-client -unix"
+    sleep 0.1
+done
+
+step list
+list=$(nbd-client -l -u "$SOCK" 2>&1) || fail "nbd-client -l -u $SOCK failed: $list"
+echo "$list"
+echo "$list" | grep -qx disk || fail "nbd-client -l lists no 'disk': $list"
+
+step attach
+run nbd-client -N disk -u "$SOCK" /dev/nbd0
+wait_value_nonzero /sys/block/nbd0/size 30 || fail "/dev/nbd0 size still 0 after nbd-client -u"
+[ "$(dev_bytes /dev/nbd0)" = "$vm_size" ] || fail "/dev/nbd0 is $(dev_bytes /dev/nbd0) bytes, export is $vm_size"
+pattern verify /dev/nbd0 0 $((4 * M)) "$vm_host_seed" direct
+pattern write /dev/nbd0 $((4 * M)) $((8 * M)) "$vm_seed" direct sync
+pattern verify /dev/nbd0 $((4 * M)) $((8 * M)) "$vm_seed" direct
+run nbd-client -c /dev/nbd0
+run nbd-client -d /dev/nbd0
+wait_value /sys/block/nbd0/size 0 30 || fail "/dev/nbd0 size not 0 after nbd-client -d"
+
+step relay-stop
+kill -TERM $relay
+wait $relay
+echo "relay exit $?"

@@ -1,0 +1,286 @@
+# Host side of the nbd-pcie QEMU guest tests: sourced by tests/vm/scenarios/*.sh.
+#
+# Environment (set by CTest from tests/vm/CMakeLists.txt):
+#   VM_KERNEL       the guest kernel (/boot/vmlinuz-KVER)
+#   VM_INITRAMFS    the initramfs built by build-initramfs.sh
+#   VM_LOG_DIR      where the serial and EP logs are kept
+#   VM_TOOL         nbdpcie-vmtool (host copy, for pattern checks)
+#   EP_SERVER       nbd-pcie-server, if built (empty otherwise)
+#   VM_TIMEOUT      hard limit for the whole guest run in seconds (default 240)
+#
+# Per test: /dev/shm/nbdpcie-vm-NAME-PID-{bar,ctl,ram} (link BAR, control
+# mailbox, guest RAM) and a temp dir; all removed and every process started
+# here killed by PID on exit, pass or fail.
+set -uo pipefail
+
+: "${VM_KERNEL:?VM_KERNEL not set}" "${VM_INITRAMFS:?VM_INITRAMFS not set}"
+: "${VM_LOG_DIR:?VM_LOG_DIR not set}" "${VM_TOOL:?VM_TOOL not set}"
+EP_SERVER=${EP_SERVER:-}
+VM_TIMEOUT=${VM_TIMEOUT:-240}
+
+# ivshmem BAR2 of the link: 16 MiB, a power of two as ivshmem requires and
+# room for the BAR header, rings and BAR-only payload slots.
+VM_BAR_SIZE=${VM_BAR_SIZE:-16777216}
+# The control mailbox's BAR2: ivshmem's smallest useful size is a page; 64 KiB
+# leaves room to grow without changing the guest side (which reads 4 KiB).
+VM_CTL_SIZE=65536
+# Guest RAM: 1 GiB fits a guest with fio and a 256 MiB tmpfs scratch file and
+# stays below the 4 GiB PCI hole, so a guest-physical address is the offset in
+# the RAM file (what the host window mode relies on).
+VM_MEM=1G
+
+VM_NAME=
+VM_ID=
+VM_PID=
+EP_PID=
+VM_T0=$(date +%s%N)
+
+# vm_log MESSAGE: a host line with the seconds since the test started.
+vm_log() {
+    local ms=$((($(date +%s%N) - VM_T0) / 1000000))
+    printf '[%4d.%03d] HOST: %s\n' $((ms / 1000)) $((ms % 1000)) "$*"
+}
+
+# vm_init NAME: names every per-test resource and installs the cleanup trap.
+vm_init() {
+    VM_NAME=$1
+    VM_ID=nbdpcie-vm-$VM_NAME-$$
+    VM_BAR=/dev/shm/$VM_ID-bar
+    VM_CTL=/dev/shm/$VM_ID-ctl
+    VM_RAM=/dev/shm/$VM_ID-ram
+    mkdir -p "$VM_LOG_DIR"
+    VM_SERIAL=$VM_LOG_DIR/$VM_NAME.serial.log
+    EP_LOG=$VM_LOG_DIR/$VM_NAME.ep.log
+    VM_WORK=$(mktemp -d "${TMPDIR:-/tmp}/$VM_ID.XXXXXX")
+    : >"$VM_SERIAL"
+    : >"$EP_LOG"
+    : >"$VM_WORK/ctl.txt"
+    trap vm_cleanup EXIT
+    trap 'vm_log "interrupted"; exit 130' INT TERM
+    vm_log "test $VM_NAME: serial log $VM_SERIAL, EP log $EP_LOG, shm $VM_BAR"
+}
+
+vm_cleanup() {
+    local rc=$?
+    [ -n "$VM_PID" ] && vm_kill_pid "$VM_PID" qemu
+    [ -n "$EP_PID" ] && vm_kill_pid "$EP_PID" nbd-pcie-server
+    rm -f "$VM_BAR" "$VM_CTL" "$VM_RAM"
+    [ -n "${VM_WORK:-}" ] && rm -rf "$VM_WORK"
+    exit $rc
+}
+
+# vm_kill_pid PID WHAT: TERM, up to 5 s grace, then KILL; reaps it.
+vm_kill_pid() {
+    local pid=$1 i
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+    kill -TERM "$pid" 2>/dev/null
+    for i in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        vm_log "$2 (pid $pid) ignored SIGTERM, sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null
+    fi
+    wait "$pid" 2>/dev/null
+    return 0
+}
+
+# vm_context: the guest's log lines around the first failure marker (or its
+# last lines), and the EP's log tail: printed on every failure.
+vm_context() {
+    local n
+    echo "----- guest serial log ($VM_SERIAL) -----"
+    n=$(grep -naE 'VMTEST-FAIL|VMTEST-RESULT: FAIL|Kernel panic|BUG:|Call Trace|Oops' "$VM_SERIAL" | head -n 1 | cut -d: -f1)
+    if [ -n "$n" ]; then
+        echo "(lines $((n > 30 ? n - 30 : 1))-$((n + 15)) around the first failure at line $n)"
+        sed -n "$((n > 30 ? n - 30 : 1)),$((n + 15))p" "$VM_SERIAL"
+    else
+        echo "(last 40 lines)"
+        tail -n 40 "$VM_SERIAL"
+    fi
+    if [ -s "$EP_LOG" ]; then
+        echo "----- EP log ($EP_LOG), last 30 lines -----"
+        tail -n 30 "$EP_LOG"
+    fi
+    echo "-----"
+}
+
+# vm_fail MESSAGE: reports, prints the context, exits 1 (the trap cleans up).
+vm_fail() {
+    vm_log "FAIL: $*"
+    vm_context
+    exit 1
+}
+
+# vm_prepare_shm: the link's BAR and the control mailbox exist before both the
+# EP server and QEMU open them. Returns with both zero-filled.
+vm_prepare_shm() {
+    rm -f "$VM_BAR" "$VM_CTL"
+    truncate -s "$VM_BAR_SIZE" "$VM_BAR" || vm_fail "cannot create $VM_BAR"
+    truncate -s "$VM_CTL_SIZE" "$VM_CTL" || vm_fail "cannot create $VM_CTL"
+}
+
+# vm_start [vm_KEY=VALUE...]: boots the guest in the background, running
+# /tests/$VM_NAME.sh (or vm_test=OTHER); the words go on the kernel command
+# line and are exported to the guest script.
+vm_start() {
+    local append="console=ttyS0 panic=-1 quiet vm_test=$VM_NAME vm_bar_size=$VM_BAR_SIZE $*"
+    [ -f "$VM_BAR" ] || vm_prepare_shm
+    rm -f "$VM_RAM"
+    vm_log "booting guest: $append"
+    # timeout(1) is a backstop: if this script is killed without running its
+    # trap, QEMU still ends shortly after the harness's own deadline.
+    timeout --kill-after=5 $((VM_TIMEOUT + 20)) \
+    qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m "$VM_MEM" \
+        -display none -monitor none -nodefaults -no-reboot -nic none \
+        -serial "file:$VM_SERIAL" \
+        -object "memory-backend-file,id=ram,size=$VM_MEM,mem-path=$VM_RAM,share=on" \
+        -machine pc,memory-backend=ram \
+        -object "memory-backend-file,id=linkbar,size=$VM_BAR_SIZE,mem-path=$VM_BAR,share=on" \
+        -device ivshmem-plain,memdev=linkbar,addr=0x2 \
+        -object "memory-backend-file,id=ctlbar,size=$VM_CTL_SIZE,mem-path=$VM_CTL,share=on" \
+        -device ivshmem-plain,memdev=ctlbar,addr=0x10 \
+        -kernel "$VM_KERNEL" -initrd "$VM_INITRAMFS" -append "$append" \
+        </dev/null >"$VM_WORK/qemu.out" 2>&1 &
+    VM_PID=$!
+    VM_DEADLINE=$(($(date +%s) + VM_TIMEOUT))
+}
+
+# vm_wait MARKER [SECS]: waits for a line containing MARKER in the serial log.
+# Fails the test if the guest reports a failure, exits, or time runs out.
+vm_wait() {
+    local marker=$1 secs=${2:-120} end
+    end=$(($(date +%s) + secs))
+    if [ "$end" -gt "$VM_DEADLINE" ]; then
+        end=$VM_DEADLINE
+        secs=$((end - $(date +%s)))
+    fi
+    while :; do
+        grep -qaF -- "$marker" "$VM_SERIAL" && return 0
+        grep -qaE 'VMTEST-FAIL|VMTEST-RESULT: FAIL|Kernel panic' "$VM_SERIAL" &&
+            vm_fail "guest failed while the host waited for '$marker'"
+        if ! kill -0 "$VM_PID" 2>/dev/null; then
+            grep -qaF -- "$marker" "$VM_SERIAL" && return 0
+            wait "$VM_PID"
+            local rc=$?
+            VM_PID=
+            vm_fail "guest exited (qemu rc $rc: $(tr '\n' ' ' <"$VM_WORK/qemu.out")) before '$marker'"
+        fi
+        [ "$(date +%s)" -ge "$end" ] && vm_fail "timeout: no '$marker' from the guest within ${secs}s (whole guest run limited to VM_TIMEOUT=${VM_TIMEOUT}s)"
+        sleep 0.2
+    done
+}
+
+# vm_finish: waits for the guest's final verdict and QEMU's exit.
+vm_finish() {
+    vm_wait "VMTEST-RESULT: PASS" $((VM_DEADLINE - $(date +%s)))
+    local i rc
+    for i in $(seq 300); do
+        kill -0 "$VM_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$VM_PID" 2>/dev/null; then
+        vm_fail "guest printed its result but did not power off within 30 s"
+    fi
+    wait "$VM_PID"
+    rc=$?
+    VM_PID=
+    [ $rc -eq 0 ] || vm_fail "qemu exited with rc $rc after the guest passed: $(cat "$VM_WORK/qemu.out")"
+    vm_log "guest passed: $(grep -aoE 'VMTEST-RESULT: PASS.*' "$VM_SERIAL" | tr -d '\r')"
+}
+
+# vm_marker_value PREFIX: the rest of the first serial line starting with PREFIX.
+vm_marker_value() {
+    grep -aoE -- "$1.*" "$VM_SERIAL" | head -n 1 | sed "s/^$1//" | tr -d '\r'
+}
+
+# vm_ctl_send KEY[=VALUE]: adds a line to the control mailbox the guest polls
+# (ctl_wait in guest/lib.sh). The mailbox is rewritten whole; the guest only
+# accepts complete lines, so a torn read just shows an older state.
+vm_ctl_send() {
+    printf '%s\n' "$1" >>"$VM_WORK/ctl.txt"
+    [ "$(stat -c %s "$VM_WORK/ctl.txt")" -lt 4096 ] || vm_fail "control mailbox over 4096 bytes"
+    dd if="$VM_WORK/ctl.txt" of="$VM_CTL" conv=notrunc status=none || vm_fail "cannot write $VM_CTL"
+}
+
+# shm_read FILE OFFSET LEN: the NUL-terminated text at OFFSET of a shm file.
+shm_read() {
+    dd if="$1" bs=1 skip="$2" count="$3" status=none | tr -d '\0'
+}
+
+# shm_write FILE OFFSET TEXT: TEXT and a NUL at OFFSET.
+shm_write() {
+    printf '%s\0' "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
+# ep_require: the scenario needs the EP server binary.
+ep_require() {
+    if [ -z "$EP_SERVER" ] || [ ! -x "$EP_SERVER" ]; then
+        vm_log "FAIL: nbd-pcie-server is not built (EP_SERVER='$EP_SERVER'); this scenario needs it"
+        exit 1
+    fi
+}
+
+# ep_start ARGS...: starts nbd-pcie-server in the foreground mode (-d) in the
+# background, output appended to the EP log; waits until it is still alive
+# after a moment (a bad config fails fast).
+ep_start() {
+    ep_require
+    vm_log "starting EP: $EP_SERVER $*"
+    echo "=== $(date -u +%T) $EP_SERVER $*" >>"$EP_LOG"
+    "$EP_SERVER" "$@" >>"$EP_LOG" 2>&1 </dev/null &
+    EP_PID=$!
+    sleep 0.5
+    kill -0 "$EP_PID" 2>/dev/null || { wait "$EP_PID"; local rc=$?; EP_PID=; vm_fail "EP server exited at start (rc $rc)"; }
+}
+
+# ep_kill SIGNAL: signals the EP server and reaps it.
+ep_kill() {
+    [ -n "$EP_PID" ] || return 0
+    vm_log "EP: kill -$1 $EP_PID"
+    kill "-$1" "$EP_PID" 2>/dev/null
+    wait "$EP_PID" 2>/dev/null
+    EP_PID=
+}
+
+# ep_config FILE [generic lines...]: starts a config file with the link.
+ep_config() {
+    local f=$1
+    shift
+    {
+        echo "[generic]"
+        echo "    pcie = shm:bar=$VM_BAR"
+        local l
+        for l in "$@"; do echo "    $l"; done
+    } >"$f"
+}
+
+# ep_export FILE NAME [lines...]: adds an export section to a config file.
+ep_export() {
+    local f=$1 name=$2 l
+    shift 2
+    {
+        echo "[$name]"
+        for l in "$@"; do echo "    $l"; done
+    } >>"$f"
+}
+
+# host_verify FILE OFFSET LENGTH SEED: checks a backing file holds the pattern.
+host_verify() {
+    "$VM_TOOL" pattern verify "$@" >/dev/null || vm_fail "EP backing file $1 does not hold pattern seed $4 at offset $2 length $3"
+}
+
+# vm_wait_count PATTERN N [SECS]: waits until N serial lines match the
+# extended regex PATTERN.
+vm_wait_count() {
+    local pat=$1 n=$2 secs=${3:-120} end
+    end=$(($(date +%s) + secs))
+    while [ "$(grep -caE -- "$pat" "$VM_SERIAL")" -lt "$n" ]; do
+        grep -qaE 'VMTEST-FAIL|VMTEST-RESULT: FAIL|Kernel panic' "$VM_SERIAL" &&
+            vm_fail "guest failed while the host waited for $n lines matching '$pat'"
+        kill -0 "$VM_PID" 2>/dev/null || vm_fail "guest exited before $n lines matching '$pat'"
+        [ "$(date +%s)" -ge "$end" ] && vm_fail "timeout: fewer than $n lines matching '$pat' within ${secs}s"
+        sleep 0.1
+    done
+}
