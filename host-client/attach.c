@@ -317,7 +317,9 @@ int npc_cmd_attach(const struct npc_opts *o)
 		npc_log(LOG_WARNING, "%s: %s (reconnecting without LINK_DEAD notifications)",
 			o->device, err);
 	if ((r = negotiate(&A, true, err, sizeof(err))) || (r = plan(&A, err, sizeof(err)))) {
-		npc_log(LOG_ERR, "%s: %s", o->device, err);
+		npc_log(LOG_ERR, "%s: %s%s%s", o->device, err,
+			r == -ENOENT ? "; list the exports with nbd-pcie-client -l -pcie " : "",
+			r == -ENOENT ? o->link : "");
 		goto out;
 	}
 	fill_config(&A, &cfg, fds);

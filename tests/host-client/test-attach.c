@@ -426,6 +426,16 @@ static void persist_refuses_export_whose_size_changed(void **state)
 	assert_int_equal(K.disconnects, 1);
 }
 
+static void unknown_export_refused_before_the_kernel_is_touched(void **state)
+{
+	struct env *e = *state;
+
+	start_server(e, "16M");
+	start_attach(e, "-N", "nosuch");   /* the last -N wins */
+	assert_int_equal(stop_attach(e, false), NPC_EXIT_FAIL);
+	assert_int_equal(K.connects, 0);
+}
+
 static void more_connections_than_channels_refused(void **state)
 {
 	struct env *e = *state;
@@ -447,6 +457,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(persist_reconnects_with_new_sockets_after_ep_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(persist_replaces_a_connection_the_kernel_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(persist_refuses_export_whose_size_changed, setup, teardown),
+		cmocka_unit_test_setup_teardown(unknown_export_refused_before_the_kernel_is_touched, setup, teardown),
 		cmocka_unit_test_setup_teardown(more_connections_than_channels_refused, setup, teardown),
 	};
 
