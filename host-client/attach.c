@@ -384,7 +384,8 @@ int npc_cmd_attach(const struct npc_opts *o)
 			if (c->ret && c->ret != -EINTR && c->ret != -EPIPE && !link_err) {
 				link_err = c->ret;
 				why = c->err;
-			} else if (!c->ret && !c->st.saw_disc && o->persist && !link_err &&
+			} else if ((!c->ret || c->ret == -EPIPE) && !c->st.saw_disc &&
+				   o->persist && !link_err &&
 				   !disconnecting) {
 				/* The kernel dropped this connection without a
 				 * disconnect (request timeout): with -p it waits
