@@ -130,6 +130,7 @@ struct relay {
 
 	unsigned inflight_parents;
 	unsigned inflight_chunks; /* submitted to the link, not completed */
+	unsigned bufs_held;       /* payload buffers allocated and not freed */
 	int fatal;                /* -errno ending the relay */
 	int close_code;           /* -errno to return once the replies are out */
 	char *err;
@@ -154,6 +155,12 @@ static int fail(struct relay *r, int code, const char *fmt, ...)
 
 /* ------------------------------------------------------------ slots */
 
+static void buf_put(struct relay *r, struct npt_hbuf *b)
+{
+	r->conf->up->buf_free(r->conf->up_ctx, b);
+	r->bufs_held--;
+}
+
 static int chunk_get(struct relay *r)
 {
 	int i = r->chunk_free;
@@ -172,7 +179,7 @@ static void chunk_put(struct relay *r, int i)
 	struct chunk *c = &r->chunks[i];
 
 	if (c->has_buf)
-		r->conf->up->buf_free(r->conf->up_ctx, &c->buf);
+		buf_put(r, &c->buf);
 	c->has_buf = false;
 	c->state = CH_FREE;
 	c->qnext = r->chunk_free;
@@ -261,6 +268,10 @@ static int chunk_new(struct relay *r, int pi)
 		c->len = p->req.length;
 	if (p->req.type == NBD_CMD_READ || p->req.type == NBD_CMD_WRITE) {
 		int e = r->conf->up->buf_alloc(r->conf->up_ctx, c->len, &c->buf);
+		if (e == -EAGAIN && r->bufs_held == 0 && r->inflight_chunks == 0)
+			e = -ENOBUFS;   /* an empty area that cannot hold one chunk never will */
+		if (e == 0)
+			r->bufs_held++;
 		if (e) {
 			c->state = CH_FREE;
 			c->qnext = r->chunk_free;
@@ -424,7 +435,8 @@ static void issue_reads(struct relay *r)
 			if (ci == -EAGAIN)
 				return;
 			if (ci < 0) {
-				fail(r, ci, "read: %u bytes: no payload buffer: %s", p->req.length,
+				fail(r, ci, "read: chunk of %u bytes: no payload buffer on the link: %s",
+				     p->req.length < r->conf->max_xfer ? p->req.length : r->conf->max_xfer,
 				     strerror(-ci));
 				return;
 			}
@@ -473,7 +485,7 @@ static void complete_one(struct relay *r, const struct npt_hcomp *hc)
 			ready_push(r, pi);
 		if (p->failed_early && c->has_buf) {
 			/* Never streamed: the buffer goes back now. */
-			r->conf->up->buf_free(r->conf->up_ctx, &c->buf);
+			buf_put(r, &c->buf);
 			c->has_buf = false;
 		}
 		parent_maybe_put(r, pi);
@@ -483,7 +495,7 @@ static void complete_one(struct relay *r, const struct npt_hcomp *hc)
 		p->err = rep.error;
 	if (c->has_buf) {
 		/* WRITE data is on the EP now: free the area for the next chunks. */
-		r->conf->up->buf_free(r->conf->up_ctx, &c->buf);
+		buf_put(r, &c->buf);
 		c->has_buf = false;
 	}
 	if (p->req.type == NBD_CMD_WRITE && r->stats && !rep.error)
@@ -623,8 +635,9 @@ static void process_rx(struct relay *r)
 				if (ci == -EAGAIN)
 					return;    /* payload area full: wait for completions */
 				if (ci < 0) {
-					fail(r, ci, "write: %u bytes: no payload buffer: %s",
-					     p->req.length, strerror(-ci));
+					fail(r, ci, "write: chunk of %u bytes: no payload buffer on the link: %s",
+					     p->req.length < r->conf->max_xfer ? p->req.length
+					     : r->conf->max_xfer, strerror(-ci));
 					return;
 				}
 				r->rx_chunk = ci;
@@ -812,7 +825,7 @@ static void release_all(struct relay *r)
 {
 	for (int i = 0; i < RELAY_SLOTS; i++)
 		if (r->chunks[i].state != CH_FREE && r->chunks[i].has_buf) {
-			r->conf->up->buf_free(r->conf->up_ctx, &r->chunks[i].buf);
+			buf_put(r, &r->chunks[i].buf);
 			r->chunks[i].has_buf = false;
 		}
 }

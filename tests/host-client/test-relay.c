@@ -494,6 +494,23 @@ static void eof_mid_payload_ends_cleanly(void **s)
 	free(h);
 }
 
+static void chunk_larger_than_payload_area_fails_with_reason(void **s)
+{
+	/* A link whose payload area cannot hold one chunk: waiting would hang. */
+	struct harness *h = start(1u << 20, 64u << 10, 0);
+	uint8_t b;
+
+	run(h);
+	send_req(h, NBD_CMD_READ, 0, 91, 0, 1u << 20, NULL, false);
+	assert_int_equal(recv(h->sock, &b, 1, 0), 0);
+	pthread_join(h->th, NULL);
+	assert_int_equal(h->ret, -ENOBUFS);
+	assert_non_null(strstr(h->err, "chunk of 1048576 bytes"));
+	close(h->sock);
+	free(h->f.disk);
+	free(h);
+}
+
 static void small_ring_applies_backpressure(void **s)
 {
 	struct harness *h = start(4096, 64u << 10, 0);
@@ -534,6 +551,7 @@ int main(void)
 		cmocka_unit_test(disc_waits_for_in_flight_replies),
 		cmocka_unit_test(eof_mid_payload_ends_cleanly),
 		cmocka_unit_test(small_ring_applies_backpressure),
+		cmocka_unit_test(chunk_larger_than_payload_area_fails_with_reason),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
