@@ -76,7 +76,7 @@ static void *relay_main(void *arg)
 	};
 
 	c->ret = npc_relay_run(&conf, &c->st, c->err, sizeof(c->err));
-	__atomic_store_n(&c->done, true, __ATOMIC_RELEASE);
+	npc_done_publish(&c->done);
 	return NULL;
 }
 
@@ -203,7 +203,7 @@ static void fill_config(struct attach *A, struct npc_nl_config *cfg, int *fds)
 
 static int start_relays(struct attach *A, char *err, size_t errlen)
 {
-	__atomic_store_n(&A->stop, 0, __ATOMIC_RELAXED);
+	npc_flag_raise(&A->stop, 0);
 	for (unsigned i = 0; i < A->n; i++) {
 		struct aconn *c = &A->c[i];
 		/* The kernel holds its own reference to its end now. */
@@ -239,11 +239,11 @@ static int reconnect(struct attach *A, char *err, size_t errlen)
 
 	/* Our ends close: the kernel marks the connections dead (LINK_DEAD)
 	 * and holds I/O for the dead connection timeout. */
-	__atomic_store_n(&A->stop, 1, __ATOMIC_RELAXED);
+	npc_flag_raise(&A->stop, 1);
 	close_conns(A);
 	npc_link_close(A->k);
 	A->k = NULL;
-	while (time(NULL) < give_up && !__atomic_load_n(&npc_stop_flag, __ATOMIC_RELAXED)) {
+	while (time(NULL) < give_up && !npc_flag_read(&npc_stop_flag)) {
 		r = negotiate(A, false, err, errlen);
 		if (r == -ESTALE)
 			return r;
@@ -360,7 +360,7 @@ int npc_cmd_attach(const struct npc_opts *o)
 		int link_err = 0;
 		const char *why = NULL;
 
-		if (!disconnecting && __atomic_load_n(&npc_stop_flag, __ATOMIC_RELAXED)) {
+		if (!disconnecting && npc_flag_read(&npc_stop_flag)) {
 			npc_log(LOG_INFO, "/dev/nbd%d: signal %d: disconnecting", A.index, npc_stop_flag);
 			r = npc_kernel->disconnect(A.nl, A.index);
 			if (r)
@@ -370,7 +370,7 @@ int npc_cmd_attach(const struct npc_opts *o)
 			drain_deadline = time(NULL) + ATTACH_DRAIN_S;
 		}
 		if (disconnecting && time(NULL) > drain_deadline)
-			__atomic_store_n(&A.stop, 1, __ATOMIC_RELAXED);
+			npc_flag_raise(&A.stop, 1);
 		r = npc_link_check(A.k);
 		if (r && r != -EAGAIN) {
 			link_err = r;
@@ -378,7 +378,7 @@ int npc_cmd_attach(const struct npc_opts *o)
 		}
 		for (unsigned i = 0; i < A.n; i++) {
 			struct aconn *c = &A.c[i];
-			if (!__atomic_load_n(&c->done, __ATOMIC_ACQUIRE))
+			if (!npc_done_seen(&c->done))
 				continue;
 			finished++;
 			if (c->ret && c->ret != -EINTR && c->ret != -EPIPE && !link_err) {
@@ -405,7 +405,7 @@ int npc_cmd_attach(const struct npc_opts *o)
 				}
 				npc_log(LOG_ERR, "/dev/nbd%d: %s", A.index, err);
 			}
-			__atomic_store_n(&A.stop, 1, __ATOMIC_RELAXED);
+			npc_flag_raise(&A.stop, 1);
 			npc_kernel->disconnect(A.nl, A.index);
 			ret = NPC_EXIT_FAIL;
 			break;

@@ -15,6 +15,34 @@
 #include <nbdproto/nbd.h>
 #include <nbdproto/validate.h>
 
+/* ------------------------------------------------ flags shared by threads */
+
+/* Stop requests (signal handler -> main loop, main loop -> relay threads):
+ * a plain flag read on every loop turn. Nothing is published with it, so
+ * no ordering is needed, only a single untorn load/store. */
+static inline void npc_flag_raise(int *flag, int value)
+{
+	__atomic_store_n(flag, value, __ATOMIC_RELAXED);
+}
+
+static inline int npc_flag_read(const int *flag)
+{
+	return __atomic_load_n(flag, __ATOMIC_RELAXED);
+}
+
+/* A relay thread's "finished" flag: the release orders its results (return
+ * code, error text, statistics) before the flag, the acquire makes them
+ * visible to the main thread that sees the flag set. */
+static inline void npc_done_publish(bool *done)
+{
+	__atomic_store_n(done, true, __ATOMIC_RELEASE);
+}
+
+static inline bool npc_done_seen(const bool *done)
+{
+	return __atomic_load_n(done, __ATOMIC_ACQUIRE);
+}
+
 /* ------------------------------------------------------------------ cli.c */
 
 /* Exit codes, the same as nbd-client 3.24 (documented in docs/nbd-pcie-client.md). */

@@ -883,7 +883,7 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 	while (!r->fatal) {
 		int work = 0;
 
-		if (conf->stop && __atomic_load_n(conf->stop, __ATOMIC_RELAXED)) {
+		if (conf->stop && npc_flag_read(conf->stop)) {
 			fail(r, -EINTR, "relay: stopped");
 			break;
 		}
