@@ -174,8 +174,9 @@ static ssize_t fail_rep(struct nbdp_client *c, const char *what)
 	char text[NBDP_NAME_MAX + 1];
 
 	nbdp_str_sanitize(text, sizeof(text), c->data, c->rep_len);
-	return fail(c, rep_err_code(c->rep_type), true, "%s: %s (%s)%s%s", what,
+	fail(c, rep_err_code(c->rep_type), true, "%s: %s (%s)%s%s", what,
 		    rep_err_text(c->rep_type), nbd_rep_name(c->rep_type), text[0] ? ": " : "", text);
+	return 0;      /* a well-formed refusal: not a protocol error */
 }
 
 static ssize_t on_info(struct nbdp_client *c)
@@ -345,19 +346,32 @@ static ssize_t on_greeting(struct nbdp_client *c)
 			send_info_go(c, NBD_OPT_GO);
 		return 0;
 	case NBDP_GOAL_INFO:
-		if (!c->fixed)
-			return fail(c, -ENOTSUP, false,
-				    "server does not speak fixed newstyle: cannot ask for export information");
+		if (!c->fixed) {
+			fail(c, -ENOTSUP, false,
+			     "server does not speak fixed newstyle: cannot ask for export information");
+			return 0;
+		}
 		send_info_go(c, NBD_OPT_INFO);
 		return 0;
 	case NBDP_GOAL_LIST:
-		if (!c->fixed)
-			return fail(c, -ENOTSUP, false,
-				    "server does not speak fixed newstyle: cannot list exports");
+		if (!c->fixed) {
+			fail(c, -ENOTSUP, false,
+			     "server does not speak fixed newstyle: cannot list exports");
+			return 0;
+		}
 		send_option(c, NBD_OPT_LIST, NULL, 0);
 		return 0;
 	}
 	return PROTO_FAIL(c, "internal: goal %d", (int)c->goal);
+}
+
+static ssize_t on_reply_data(struct nbdp_client *c)
+{
+	c->phase = CP_REPLY_HEADER;
+	nbdp_in_expect(&c->in, c->hdr, sizeof(c->hdr));
+	if (c->sent_opt == NBD_OPT_LIST)
+		return on_list_reply(c);
+	return on_info_go_reply(c);
 }
 
 static ssize_t on_reply_header(struct nbdp_client *c)
@@ -377,18 +391,11 @@ static ssize_t on_reply_header(struct nbdp_client *c)
 	if (c->rep_len > NBDP_CLIENT_REPLY_MAX)
 		return PROTO_FAIL(c, "option reply to %s: length %u beyond limit %u",
 				  nbd_opt_name(opt), c->rep_len, NBDP_CLIENT_REPLY_MAX);
+	if (c->rep_len == 0)
+		return on_reply_data(c);   /* no data: the stream may end here */
 	c->phase = CP_REPLY_DATA;
 	nbdp_in_expect(&c->in, c->data, c->rep_len);
 	return 0;
-}
-
-static ssize_t on_reply_data(struct nbdp_client *c)
-{
-	c->phase = CP_REPLY_HEADER;
-	nbdp_in_expect(&c->in, c->hdr, sizeof(c->hdr));
-	if (c->sent_opt == NBD_OPT_LIST)
-		return on_list_reply(c);
-	return on_info_go_reply(c);
 }
 
 static ssize_t on_export_name_reply(struct nbdp_client *c)

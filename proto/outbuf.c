@@ -79,6 +79,10 @@ void nbdp_outbuf_put_be64(struct nbdp_outbuf *b, uint64_t v)
 
 size_t nbdp_outbuf_pending(const struct nbdp_outbuf *b, const void **data)
 {
+	if (!b->data) {            /* nothing queued yet */
+		*data = NULL;
+		return 0;
+	}
 	*data = b->data + b->head;
 	return b->len - b->head;
 }

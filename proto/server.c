@@ -507,6 +507,12 @@ static ssize_t on_option_header(struct nbdp_server *s)
 				   (unsigned long long)magic, (unsigned long long)NBD_IHAVEOPT);
 	s->opt = get_be32(w->option);
 	s->opt_len = get_be32(w->length);
+	if (s->opt == NBD_OPT_ABORT) {
+		/* Its data (which a client should not send) is ignored unread:
+		 * the session ends here whatever its length. */
+		s->opt_len = 0;
+		return process_option(s);
+	}
 	if (s->opt == NBD_OPT_EXPORT_NAME && s->opt_len > NBDP_NAME_MAX)
 		return proto_error(s, "NBD_OPT_EXPORT_NAME: name length %u beyond limit %u",
 				   s->opt_len, NBDP_NAME_MAX);

@@ -300,13 +300,30 @@ static void abort_acks_and_closes(void **state)
 	struct nbdp_server *s = start(&ops, FIXED_NZ);
 
 	tb_reset(&in);
-	tb_opt(&in, NBD_OPT_ABORT, "junk", 4);     /* data is ignored */
-	feed_all(s, &in);
+	tb_opt(&in, NBD_OPT_ABORT, "junk", 4);     /* data is ignored, not even read */
+	assert_int_equal(nbdp_server_feed(s, in.d, in.n), 16);
 	tb_reset(&want);
 	tb_rep(&want, NBD_OPT_ABORT, NBD_REP_ACK, 0);
 	assert_output(s, &want);
 	assert_int_equal(nbdp_server_state(s), NBDP_CLOSED);
 	assert_string_equal(nbdp_server_reason(s), "client sent NBD_OPT_ABORT");
+	nbdp_server_free(s);
+}
+
+static void abort_with_oversized_data_acks_without_reading_it(void **state)
+{
+	struct nbdp_server *s = start(&ops, FIXED_NZ);
+
+	tb_reset(&in);
+	tb_be64(&in, NBD_IHAVEOPT);
+	tb_be32(&in, NBD_OPT_ABORT);
+	tb_be32(&in, 1u << 30);
+	tb_zero(&in, 100);          /* the start of the data: not taken */
+	assert_int_equal(nbdp_server_feed(s, in.d, in.n), 16);
+	tb_reset(&want);
+	tb_rep(&want, NBD_OPT_ABORT, NBD_REP_ACK, 0);
+	assert_output(s, &want);
+	assert_int_equal(nbdp_server_state(s), NBDP_CLOSED);
 	nbdp_server_free(s);
 }
 
@@ -813,6 +830,7 @@ int main(void)
 		cmocka_unit_test(export_name_longer_than_4096_closes),
 		cmocka_unit_test(export_name_never_agrees_block_sizes),
 		cmocka_unit_test(abort_acks_and_closes),
+		cmocka_unit_test(abort_with_oversized_data_acks_without_reading_it),
 		cmocka_unit_test(list_sends_one_server_reply_per_export_then_ack),
 		cmocka_unit_test(list_with_data_is_invalid),
 		cmocka_unit_test(list_without_list_callback_is_policy),

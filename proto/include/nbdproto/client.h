@@ -43,7 +43,12 @@ struct nbdp_client *nbdp_client_new(const struct nbdp_client_opts *o);
 void nbdp_client_free(struct nbdp_client *c);                    /* NULL-safe */
 
 /* Consumes server bytes; returns how many it took (it stops at the end of
- * the handshake: what follows is transmission data) or -errno (state FAILED). */
+ * the handshake: what follows is transmission data), or -errno when the
+ * server's bytes break the protocol (-EPROTO; -EPROTONOSUPPORT for an
+ * oldstyle server): state FAILED, close without sending anything more.
+ * A well-formed refusal (an NBD_REP_ERR_* reply) is not a -errno: the count
+ * is returned, the state is FAILED and pending() holds an NBD_OPT_ABORT to
+ * send before closing. */
 ssize_t nbdp_client_feed(struct nbdp_client *c, const void *buf, size_t len);
 size_t  nbdp_client_pending(struct nbdp_client *c, const void **data);
 void    nbdp_client_consumed(struct nbdp_client *c, size_t n);

@@ -1,0 +1,184 @@
+/* Backing stores: regular files and block devices, opened once at start.
+ * Read-only and copy-on-write exports are never opened for writing. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+int srv_export_open(struct srv_export *e, const struct srv_export_cfg *cfg,
+                    char *err, size_t errlen)
+{
+	bool writable = !cfg->readonly && !cfg->copyonwrite;
+	int flags = (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC;
+	uint64_t backing;
+	struct stat st;
+
+	memset(e, 0, sizeof(*e));
+	e->fd = -1;
+	e->cfg = cfg;
+	if (writable && cfg->sync)
+		flags |= O_DSYNC;   /* sync = true: every write durable before its reply */
+	e->fd = open(cfg->path, flags);
+	if (e->fd < 0) {
+		int rc = -errno;
+		snprintf(err, errlen, "export %s: open %s (%s): %s", cfg->name, cfg->path,
+		         writable ? "read-write" : "read-only", strerror(errno));
+		return rc;
+	}
+	if (fstat(e->fd, &st) < 0)
+		goto fail_errno;
+	if (S_ISBLK(st.st_mode)) {
+		int lbs = 512;
+		e->is_blk = true;
+		if (ioctl(e->fd, BLKGETSIZE64, &backing) < 0)
+			goto fail_errno;
+		if (ioctl(e->fd, BLKSSZGET, &lbs) < 0 || lbs < 512)
+			lbs = 512;   /* the smallest sector any block device has */
+		e->min_block = (uint32_t)lbs;
+	} else if (S_ISREG(st.st_mode)) {
+		backing = (uint64_t)st.st_size;
+		e->min_block = 1;
+	} else {
+		snprintf(err, errlen, "export %s: %s is not a regular file or block device",
+		         cfg->name, cfg->path);
+		close(e->fd);
+		e->fd = -1;
+		return -EINVAL;
+	}
+	if (cfg->filesize && cfg->filesize > backing) {
+		snprintf(err, errlen, "export %s: filesize %llu exceeds the size %llu of %s",
+		         cfg->name, (unsigned long long)cfg->filesize,
+		         (unsigned long long)backing, cfg->path);
+		close(e->fd);
+		e->fd = -1;
+		return -EINVAL;
+	}
+	e->size = cfg->filesize ? cfg->filesize : backing;
+	if (e->size == 0) {
+		snprintf(err, errlen, "export %s: %s is empty (size 0); give it a size first",
+		         cfg->name, cfg->path);
+		close(e->fd);
+		e->fd = -1;
+		return -EINVAL;
+	}
+	e->pref_block = e->min_block > SRV_PREF_BLOCK ? e->min_block : SRV_PREF_BLOCK;
+	e->max_block = SRV_MAX_REQUEST;
+	e->tflags = NBD_FLAG_SEND_WRITE_ZEROES | NBD_FLAG_SEND_CACHE;
+	if (cfg->readonly)
+		e->tflags |= NBD_FLAG_READ_ONLY;
+	if (cfg->flush)
+		e->tflags |= NBD_FLAG_SEND_FLUSH;
+	if (cfg->fua)
+		e->tflags |= NBD_FLAG_SEND_FUA;
+	if (cfg->rotational)
+		e->tflags |= NBD_FLAG_ROTATIONAL;
+	if (cfg->trim)
+		e->tflags |= NBD_FLAG_SEND_TRIM;
+	/* Every connection shares one fd and one page cache, so a FLUSH on one
+	 * covers writes acknowledged on all; copy-on-write diffs are private. */
+	if (!cfg->copyonwrite)
+		e->tflags |= NBD_FLAG_CAN_MULTI_CONN;
+	atomic_init(&e->nconn, 0);
+	return 0;
+
+fail_errno: {
+		int rc = -errno;
+		snprintf(err, errlen, "export %s: %s: %s", cfg->name, cfg->path, strerror(errno));
+		close(e->fd);
+		e->fd = -1;
+		return rc;
+	}
+}
+
+void srv_export_close(struct srv_export *e)
+{
+	if (e->fd >= 0)
+		close(e->fd);
+	e->fd = -1;
+}
+
+/* One authfile line "ADDR" or "ADDR/PREFIX" against a client address. */
+static bool match_line(const char *line, const struct sockaddr *sa)
+{
+	char addr[INET6_ADDRSTRLEN + 8];
+	const char *slash = strchr(line, '/');
+	size_t alen = slash ? (size_t)(slash - line) : strlen(line);
+	unsigned char want[16], have[16];
+	int family, bits, nbytes;
+
+	if (alen >= sizeof(addr))
+		return false;
+	memcpy(addr, line, alen);
+	addr[alen] = '\0';
+	if (inet_pton(AF_INET, addr, want) == 1) {
+		family = AF_INET;
+		nbytes = 4;
+	} else if (inet_pton(AF_INET6, addr, want) == 1) {
+		family = AF_INET6;
+		nbytes = 16;
+	} else {
+		return false;
+	}
+	bits = nbytes * 8;
+	if (slash) {
+		char *end;
+		long b = strtol(slash + 1, &end, 10);
+		if (*end || b < 0 || b > bits)
+			return false;
+		bits = (int)b;
+	}
+	if (sa->sa_family == AF_INET && family == AF_INET) {
+		memcpy(have, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		if (family == AF_INET6) {
+			memcpy(have, a6, 16);
+		} else if (IN6_IS_ADDR_V4MAPPED(a6)) {
+			memcpy(have, (const uint8_t *)a6 + 12, 4);
+		} else {
+			return false;
+		}
+	} else {
+		return false;
+	}
+	for (int i = 0; i < nbytes && bits > 0; i++, bits -= 8) {
+		unsigned char mask = bits >= 8 ? 0xff : (unsigned char)(0xff << (8 - bits));
+		if ((want[i] & mask) != (have[i] & mask))
+			return false;
+	}
+	return true;
+}
+
+bool srv_export_allows(const struct srv_export *e, const struct sockaddr *sa)
+{
+	char line[256];
+	bool ok = false;
+	FILE *f;
+
+	if (!e->cfg->authfile)
+		return true;
+	f = fopen(e->cfg->authfile, "re");
+	if (!f) {
+		srv_log(LOG_ERR, "export %s: authfile %s: %s; refusing TCP clients", e->cfg->name,
+		        e->cfg->authfile, strerror(errno));
+		return false;
+	}
+	while (!ok && fgets(line, sizeof(line), f)) {
+		char *p = line + strspn(line, " \t");
+		p[strcspn(p, " \t\r\n#")] = '\0';
+		if (*p)
+			ok = match_line(p, sa);
+	}
+	fclose(f);
+	return ok;
+}

@@ -1,0 +1,129 @@
+/* nbd-pcie transport: channels that carry NBD connections over a PCIe
+ * mailbox (a BAR on the endpoint, an optional host DMA window).
+ *
+ * The wire-level layout is specified in docs/transport.md and defined in
+ * <uapi/nbd-pcie-link.h>; this header is the userspace library API
+ * (library target `nbdtransport`, symbol prefix npt_).
+ *
+ * Conventions: functions return 0 (or a count) on success and -errno on
+ * failure; handles are opaque; nothing here blocks except npt_link_open()
+ * on the host (bounded by connect_timeout_ms). A link and its channels are
+ * used by one thread at a time per channel: one channel may be driven by a
+ * different thread than another channel of the same link, but
+ * npt_link_check() and npt_chan_open()/npt_chan_accept() must not run
+ * concurrently with each other on one link.
+ */
+#ifndef NBDPCIE_TRANSPORT_H
+#define NBDPCIE_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct npt_link;   /* opaque: one mapped link (BAR + optional host window) */
+struct npt_chan;   /* opaque: one channel = one NBD connection */
+
+enum npt_role { NPT_ROLE_HOST, NPT_ROLE_EP };
+
+/* Size of an NBD request header and of an NBD simple reply on the wire. */
+#define NPT_NBD_REQ_SIZE   28
+#define NPT_NBD_REPLY_SIZE 16
+
+struct npt_link_params {          /* EP: the layout it publishes; host: what it wants; 0 = default */
+	unsigned nchannels;           /* default 4, max NPT_MAX_CHANNELS */
+	unsigned ring_entries;        /* power of two, default 128 (= kernel nbd queue depth),
+	                                 max NPT_MAX_RING_ENTRIES */
+	uint32_t data_per_chan;       /* bytes of payload area per channel, default 16 MiB (shm) */
+	uint32_t max_xfer;            /* largest payload one ring entry carries, default 4 MiB;
+	                                 larger NBD requests are chunked by the host side */
+	int      connect_timeout_ms;  /* host: how long to wait for the EP's BAR, default 5000 */
+	bool     bar_only;            /* host: do not publish a host window */
+};
+
+#define NPT_MAX_CHANNELS      64     /* channel bitmaps in the BAR header are 64-bit */
+#define NPT_MAX_RING_ENTRIES  1024   /* tag space per channel; bounds EP staging memory */
+
+/* ---- link ---------------------------------------------------------------
+ * spec forms (see docs/transport.md "Link strings"):
+ *   shm:PATH                          BAR file PATH, host window PATH.win
+ *   shm:bar=PATH,win=PATH[,win_base=ADDR]  explicit files (guest RAM: bus address = offset)
+ *   shm:bar=PATH                      BAR-only
+ *   pci:DDDD:BB:DD.F[,bar=N]          host, libpciaccess, by address (BAR-only for now)
+ *   pci:VVVV:DDDD[,bar=N]             host, libpciaccess, by vendor:device
+ *   epf:/dev/...                      EP kernel module (not available yet: -ENOTSUP)
+ * Optional shm parameters: dma_gbps=X, dma_lat_us=Y (emulated DMA engine model;
+ * also from env NPT_DMA_GBPS / NPT_DMA_LAT_US).
+ * On failure err receives a one-line message naming the value and the limit. */
+int  npt_link_open(const char *spec, enum npt_role role, const struct npt_link_params *p,
+                   struct npt_link **out, char *err, size_t errlen);   /* 0 or -errno + message */
+void npt_link_close(struct npt_link *l);                                /* NULL-safe */
+/* Beats this side's heartbeat and checks the peer's. Call it at least every
+ * 100 ms (NPT_HEARTBEAT_MS) while the link is in use.
+ * 0 up, -ECONNRESET peer reset or dead, -EPROTO peer corrupted the layout,
+ * -EAGAIN (host) EP is up but this host is not attached yet. */
+int  npt_link_check(struct npt_link *l);
+const char *npt_link_error(struct npt_link *l);   /* last error/why down, for logs; never NULL */
+unsigned npt_link_nchannels(const struct npt_link *l);
+uint32_t npt_link_max_xfer(const struct npt_link *l);
+const char *npt_link_describe(const struct npt_link *l); /* "shm:/dev/shm/x (host window, 4 ch)" */
+
+#define NPT_HEARTBEAT_MS     100   /* each side beats at least this often */
+#define NPT_PEER_DEAD_MS     1000  /* no beat for this long = peer dead */
+
+/* ---- channels: a channel is exactly one NBD connection ------------------ */
+int  npt_chan_open(struct npt_link *l, int idx, struct npt_chan **out);   /* host: idx or -1 = first free; -EBUSY none free */
+int  npt_chan_accept(struct npt_link *l, struct npt_chan **out);          /* EP: a channel the host opened; -EAGAIN none new */
+void npt_chan_close(struct npt_chan *c);                                  /* either side; peer sees EOF/-ECONNRESET; NULL-safe */
+unsigned npt_chan_index(const struct npt_chan *c);
+ssize_t npt_chan_send(struct npt_chan *c, const void *buf, size_t len);   /* handshake bytes; non-blocking, -EAGAIN when full */
+ssize_t npt_chan_recv(struct npt_chan *c, void *buf, size_t len);         /* -EAGAIN when empty, 0 when peer closed */
+int  npt_chan_begin_frames(struct npt_chan *c);   /* each side calls it when its handshake is over
+                                                     (bytes already in the stream are still delivered first) */
+int  npt_chan_status(struct npt_chan *c);         /* 0, -ECONNRESET (peer closed/reset), -EPROTO (peer violation) */
+const char *npt_chan_error(struct npt_chan *c);   /* why the channel is down, "" if it is up */
+
+/* ---- host side, frames --------------------------------------------------
+ * Payload buffers live in the host window (or in BAR slots in BAR-only
+ * mode, where ptr points into the mapped BAR). off is the offset inside the
+ * channel's payload area. A buffer stays owned by the caller from alloc to
+ * free; a submitted buffer must not be freed before its completion is reaped. */
+struct npt_hbuf { void *ptr; uint32_t len; uint32_t off; };   /* payload area the link carries */
+int  npt_host_buf_alloc(struct npt_chan *c, uint32_t len, struct npt_hbuf *b); /* -EAGAIN area full, -E2BIG len > max_xfer */
+void npt_host_buf_free(struct npt_chan *c, struct npt_hbuf *b);
+/* req: the NBD request header in wire format. For NBD_CMD_WRITE b holds the
+ * data; for NBD_CMD_READ b receives it. Other commands: b may be NULL.
+ * -EAGAIN ring full, -EINVAL length field != b->len for READ/WRITE. */
+int  npt_host_submit(struct npt_chan *c, const uint8_t req[28], const struct npt_hbuf *b /* NULL: no payload */);
+/* reply: the NBD simple reply in wire format (cookie/handle as submitted);
+ * buf: the buffer given to submit ({NULL,0,0} if none). */
+struct npt_hcomp { uint8_t reply[16]; struct npt_hbuf buf; };
+int  npt_host_reap(struct npt_chan *c, struct npt_hcomp *out, unsigned max);   /* >= 0 completions, or -errno */
+
+/* ---- EP side, frames ---------------------------------------------------- */
+struct npt_ereq { uint8_t hdr[28]; uint32_t tag; uint32_t len; void *local; };
+	/* local: EP-local memory of len bytes for the payload (BAR slot in BAR-only mode, else an
+	 * EP staging area mirroring the host buffer); len = descriptor length, validated.
+	 * local is valid until npt_ep_complete() for this tag. */
+int  npt_ep_take(struct npt_chan *c, struct npt_ereq *out, unsigned max);     /* >= 0 requests or -errno */
+int  npt_ep_fetch(struct npt_chan *c, const struct npt_ereq *r);  /* start pulling a WRITE payload into r->local */
+int  npt_ep_fetched(struct npt_chan *c, uint32_t *tags, unsigned max); /* tags whose fetch finished */
+int  npt_ep_complete(struct npt_chan *c, const struct npt_ereq *r, const uint8_t reply[16], uint32_t data_len);
+	/* push data_len bytes of r->local to the host (READ success) then post the completion */
+int  npt_ep_progress(struct npt_chan *c);      /* drive DMA and deferred completions; >0 if it did work */
+
+/* ---- adaptive back-off for poll loops: spin, then yield, then sleep growing to a cap */
+struct npt_backoff { unsigned idle; };
+void     npt_backoff_reset(struct npt_backoff *b);
+unsigned npt_backoff_next_us(struct npt_backoff *b);  /* 0 = keep spinning; else sleep that long (caller's own way,
+                                                          e.g. io_uring_wait_cqe_timeout) */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NBDPCIE_TRANSPORT_H */

@@ -1,0 +1,169 @@
+/* The shm backend: the BAR is a file (in /dev/shm for development, QEMU's
+ * ivshmem file for the guest test) and the host window is a second file in
+ * which a bus address is a file offset. Both processes map both files. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static int shm_map_bar(struct npt_link *l, uint64_t size, char *err, size_t errlen)
+{
+	const char *path = l->spec.bar_path;
+	struct stat st;
+	void *p;
+	int fd;
+
+	if (l->role == NPT_ROLE_EP) {
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			l->bar_created = true;
+		else if (errno == EEXIST)
+			fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			goto fail_errno;
+		l->bar_fd = fd;
+		if (fstat(fd, &st))
+			goto fail_errno;
+		/* Only ever grow: a host may still map the old size. */
+		if ((uint64_t)st.st_size < size && ftruncate(fd, (off_t)size))
+			goto fail_errno;
+		l->bar_size = (uint64_t)st.st_size > size ? (uint64_t)st.st_size : size;
+	} else {
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;   /* the caller retries until its timeout */
+		l->bar_fd = fd;
+		if (fstat(fd, &st))
+			goto fail_errno;
+		if ((uint64_t)st.st_size < NPL_HEADER_AREA) {
+			close(fd);
+			l->bar_fd = -1;
+			return -EAGAIN;  /* EP has not sized it yet */
+		}
+		l->bar_size = (uint64_t)st.st_size;
+	}
+	p = mmap(NULL, l->bar_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		goto fail_errno;
+	l->bar = p;
+	l->bar_map = p;
+	l->bar_maplen = l->bar_size;
+	return 0;
+fail_errno:
+	npt_seterr(err, errlen, "shm: BAR file %s: %s", path, strerror(errno));
+	return -errno;
+}
+
+static int shm_map_window(struct npt_link *l, uint64_t *bus, uint64_t size,
+			  struct npt_winmap **out, char *err, size_t errlen)
+{
+	const char *path = l->spec.win_path;
+	struct npt_winmap *w = calloc(1, sizeof(*w));
+	uint64_t base;
+	struct stat st;
+	int fd = -1, r;
+	void *p;
+
+	if (!w)
+		return -ENOMEM;
+	if (l->role == NPT_ROLE_HOST) {
+		base = l->spec.win_base;
+		if (l->spec.win_default) {
+			/* A fresh inode each time: an EP still mapping the window
+			 * of a dead host keeps its pages and never sees them shrink. */
+			unlink(path);
+			fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+			if (fd >= 0)
+				l->win_created = true;
+		} else {
+			fd = open(path, O_RDWR | O_CLOEXEC);
+			if (fd < 0 && errno == ENOENT) {
+				fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+				if (fd >= 0)
+					l->win_created = true;
+			}
+		}
+		if (fd < 0)
+			goto fail_errno;
+		if (fstat(fd, &st))
+			goto fail_errno;
+		if ((uint64_t)st.st_size < base + size && ftruncate(fd, (off_t)(base + size)))
+			goto fail_errno;
+		*bus = base;
+	} else {
+		base = *bus;
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			goto fail_errno;
+		if (fstat(fd, &st))
+			goto fail_errno;
+		if ((uint64_t)st.st_size < base + size) {
+			npt_seterr(err, errlen, "shm: window %s: bus address 0x%" PRIx64 " + size %" PRIu64
+				   " beyond file size %jd", path, base, size, (intmax_t)st.st_size);
+			r = -ERANGE;
+			goto fail;
+		}
+	}
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)base);
+	if (p == MAP_FAILED)
+		goto fail_errno;
+	close(fd);
+	w->refs = 1;
+	w->base = p;
+	w->size = size;
+	w->map = p;
+	w->maplen = size;
+	*out = w;
+	return 0;
+fail_errno:
+	r = -errno;
+	npt_seterr(err, errlen, "shm: window file %s: %s", path, strerror(errno));
+fail:
+	if (fd >= 0)
+		close(fd);
+	free(w);
+	return r;
+}
+
+static void shm_unmap_window(struct npt_link *l, struct npt_winmap *w)
+{
+	if (!w)
+		return;
+	if (w->map)
+		munmap(w->map, w->maplen);
+	free(w);
+}
+
+static void shm_close(struct npt_link *l)
+{
+	if (l->bar_map) {
+		munmap(l->bar_map, l->bar_maplen);
+		l->bar_map = NULL;
+		l->bar = NULL;
+	}
+	if (l->bar_fd >= 0) {
+		close(l->bar_fd);
+		l->bar_fd = -1;
+	}
+	if (l->bar_created) {
+		unlink(l->spec.bar_path);
+		l->bar_created = false;
+	}
+	if (l->win_created) {
+		unlink(l->spec.win_path);
+		l->win_created = false;
+	}
+}
+
+const struct npt_backend_ops npt_shm_ops = {
+	.name = "shm",
+	.map_bar = shm_map_bar,
+	.map_window = shm_map_window,
+	.unmap_window = shm_unmap_window,
+	.close = shm_close,
+};

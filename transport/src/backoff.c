@@ -1,0 +1,52 @@
+/* Adaptive back-off for poll loops: spin while work is likely to arrive
+ * within a round trip, then yield the core, then sleep with a growing
+ * period. Reset it whenever the loop finds work. */
+#include <sched.h>
+
+#include "internal.h"
+
+/* Idle polls answered "spin": about 100 us of polling at ~50 ns per empty
+ * poll, long enough to cover a request's round trip under load. */
+#define SPIN_POLLS   2048
+/* Then this many polls yield the core between polls (2 cores shared). */
+#define YIELD_POLLS  256
+/* Sleeps start here and double up to the cap: the cap bounds the latency an
+ * idle channel adds to the next request and keeps an idle process below
+ * ~1% of a core. */
+#define SLEEP_MIN_US 8
+#define SLEEP_MAX_US 1000
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+void npt_backoff_reset(struct npt_backoff *b)
+{
+	b->idle = 0;
+}
+
+unsigned npt_backoff_next_us(struct npt_backoff *b)
+{
+	unsigned k;
+
+	if (b->idle < SPIN_POLLS) {
+		b->idle++;
+		cpu_relax();
+		return 0;
+	}
+	if (b->idle < SPIN_POLLS + YIELD_POLLS) {
+		b->idle++;
+		sched_yield();
+		return 0;
+	}
+	k = b->idle - SPIN_POLLS - YIELD_POLLS;
+	if (k < 16)
+		b->idle++;
+	k = SLEEP_MIN_US << (k < 7 ? k : 7);
+	return k < SLEEP_MAX_US ? k : SLEEP_MAX_US;
+}

@@ -1,0 +1,379 @@
+/* Channels: open (host), accept (EP), close, liveness, and the handshake
+ * byte streams (docs/transport.md "Channels" and "Handshake stream"). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+int npt_chan_fail(struct npt_chan *c, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->status)
+		return c->status;
+	c->status = err;
+	va_start(ap, fmt);
+	vsnprintf(c->err, sizeof(c->err), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+int npt_chan_alive(struct npt_chan *c)
+{
+	unsigned epoch;
+	int down;
+
+	if (unlikely(c->status))
+		return c->status;
+	down = npt_link_state(c->link, &epoch);
+	if (c->role == NPT_ROLE_HOST) {
+		if (unlikely(down))
+			return npt_chan_fail(c, -ECONNRESET, "channel %u: %s", c->idx,
+					     npt_link_error(c->link));
+	} else if (unlikely(epoch != c->epoch)) {
+		return npt_chan_fail(c, -ECONNRESET, "channel %u: host reset or detached (%s)",
+				     c->idx, npt_link_error(c->link));
+	}
+	return 0;
+}
+
+int npt_chan_peer_check(struct npt_chan *c)
+{
+	int r = npt_chan_alive(c);
+
+	if (r)
+		return r;
+	if (c->role == NPT_ROLE_HOST) {
+		uint32_t s = npt_load_acquire32(&c->hctl->session);
+		uint32_t st = npt_load_acquire32(&c->hctl->ep_state);
+
+		if (s != c->session)
+			return 0;                       /* not accepted yet */
+		if (st == NPL_CHE_ERROR) {
+			uint32_t code = npt_rd32(&c->hctl->error);
+
+			return npt_chan_fail(c, -EPROTO, "channel %u: EP rejected the channel: %s (code %" PRIu32 ")",
+					     c->idx, npt_err_name(code), code);
+		}
+		if (st != NPL_CHE_ACCEPTED)
+			return npt_chan_fail(c, -ECONNRESET, "channel %u: EP closed the channel", c->idx);
+		c->accepted = true;
+	} else {
+		uint32_t st = npt_load_acquire32(&c->ectl->host_state);
+		uint32_t s = npt_rd32(&c->ectl->session);
+
+		if (st != NPL_CH_OPEN || s != c->session)
+			return npt_chan_fail(c, -ECONNRESET, "channel %u: host closed the channel", c->idx);
+	}
+	return 0;
+}
+
+static void chan_map(struct npt_chan *c, uint8_t *hp)
+{
+	const struct npt_layout *lay = &c->link->lay;
+	uint8_t *base = c->link->bar + lay->chan_base + (uint64_t)c->idx * lay->chan_stride;
+
+	c->n = lay->ring_entries;
+	c->mask = c->n - 1;
+	c->ssize = lay->stream_size;
+	c->ectl = (struct npl_chan_ep_ctl *)base;
+	c->sq = (struct npl_sqe *)(base + NPL_CHAN_SQ_OFFSET);
+	c->h2e = base + NPL_CHAN_SQ_OFFSET + (size_t)c->n * sizeof(struct npl_sqe);
+	if (!hp)
+		hp = base + lay->hp_offset;
+	c->hctl = (struct npl_chan_host_ctl *)hp;
+	c->cq = (struct npl_cqe *)(hp + NPL_CHAN_CQ_OFFSET);
+	c->e2h = hp + NPL_CHAN_CQ_OFFSET + (size_t)c->n * sizeof(struct npl_cqe);
+	c->payload = hp + lay->payload_offset;
+	c->wc = c->role == NPT_ROLE_HOST && c->link->bar_wc;
+}
+
+int npt_chan_open(struct npt_link *l, int idx, struct npt_chan **out)
+{
+	struct npt_chan *c;
+	uint8_t *hp = NULL;
+	int r, i;
+
+	*out = NULL;
+	if (l->role != NPT_ROLE_HOST)
+		return -EINVAL;
+	if (idx >= (int)l->lay.nchannels || idx < -1)
+		return -EINVAL;
+	r = npt_link_state(l, NULL);
+	if (r)
+		return r;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	pthread_mutex_lock(&l->lock);
+	if (idx < 0) {
+		for (i = 0; i < (int)l->lay.nchannels && l->chan_busy[i]; i++)
+			;
+		idx = i < (int)l->lay.nchannels ? i : -1;
+	} else if (l->chan_busy[idx]) {
+		idx = -1;
+	}
+	if (idx >= 0)
+		l->chan_busy[idx] = true;
+	if (idx >= 0 && l->window)
+		hp = l->win->base + (uint64_t)idx * l->win_stride;
+	pthread_mutex_unlock(&l->lock);
+	if (idx < 0) {
+		free(c);
+		return -EBUSY;
+	}
+	c->link = l;
+	c->role = NPT_ROLE_HOST;
+	c->idx = (unsigned)idx;
+	chan_map(c, hp);
+	r = npt_host_chan_init(c);
+	if (r) {
+		npt_link_release_chan(l, c->idx);
+		npt_host_chan_fini(c);
+		free(c);
+		return r;
+	}
+	/* reset our side, then publish the new session: CLOSED, reset,
+	 * session (release), OPEN (release) -- see docs "Opening a channel" */
+	c->session = npt_rd32(&c->ectl->session) + 1;
+	if (!c->session)
+		c->session = 1;
+	npt_store_release32(&c->ectl->host_state, NPL_CH_CLOSED);
+	for (uint32_t k = 0; k < c->n; k++)
+		npt_wr32(&c->sq[k].seq, 0);
+	npt_wr32(&c->ectl->h2e_prod, 0);
+	npt_wr32(&c->ectl->e2h_cons, 0);
+	npt_wc_fence(c->wc);
+	npt_store_release32(&c->ectl->session, c->session);
+	npt_wc_fence(c->wc);
+	npt_store_release32(&c->ectl->host_state, NPL_CH_OPEN);
+	npt_wc_fence(c->wc);
+	*out = c;
+	return 0;
+}
+
+int npt_chan_accept(struct npt_link *l, struct npt_chan **out)
+{
+	const struct npt_layout *lay = &l->lay;
+	struct npt_chan *c;
+	unsigned epoch;
+	int found = -1;
+	uint32_t sess = 0;
+	uint8_t *hp = NULL;
+	int r;
+
+	*out = NULL;
+	if (l->role != NPT_ROLE_EP)
+		return -EINVAL;
+	pthread_mutex_lock(&l->lock);
+	if (l->down) {
+		pthread_mutex_unlock(&l->lock);
+		return -EAGAIN;
+	}
+	for (uint32_t i = 0; i < lay->nchannels && found < 0; i++) {
+		struct npl_chan_ep_ctl *e = (struct npl_chan_ep_ctl *)
+			(l->bar + lay->chan_base + (uint64_t)i * lay->chan_stride);
+		uint32_t s1, st, s2;
+
+		if (l->chan_busy[i])
+			continue;
+		s1 = npt_load_acquire32(&e->session);
+		st = npt_load_acquire32(&e->host_state);
+		s2 = npt_rd32(&e->session);
+		if (st == NPL_CH_OPEN && s1 == s2 && s1 != l->chan_session[i]) {
+			found = (int)i;
+			sess = s1;
+		}
+	}
+	if (found < 0) {
+		pthread_mutex_unlock(&l->lock);
+		return -EAGAIN;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		pthread_mutex_unlock(&l->lock);
+		return -ENOMEM;
+	}
+	l->chan_busy[found] = true;
+	l->chan_session[found] = sess;
+	epoch = l->epoch;
+	if (l->window) {
+		c->win = l->win;
+		c->win->refs++;
+		hp = c->win->base + (uint64_t)found * l->win_stride;
+	}
+	pthread_mutex_unlock(&l->lock);
+
+	c->link = l;
+	c->role = NPT_ROLE_EP;
+	c->idx = (unsigned)found;
+	c->session = sess;
+	c->epoch = epoch;
+	chan_map(c, hp);
+	r = npt_ep_chan_init(c);
+	if (r) {
+		npt_chan_close(c);
+		return r;
+	}
+	/* reset the host-polled area, then ACCEPTED, then session (release):
+	 * the host trusts nothing in the area before it sees its session. */
+	for (uint32_t k = 0; k < c->n; k++)
+		npt_wr32(&c->cq[k].seq, 0);
+	npt_wr32(&c->hctl->e2h_prod, 0);
+	npt_wr32(&c->hctl->h2e_cons, 0);
+	npt_wr32(&c->hctl->error, 0);
+	npt_store_release32(&c->hctl->ep_state, NPL_CHE_ACCEPTED);
+	npt_store_release32(&c->hctl->session, sess);
+	*out = c;
+	return 0;
+}
+
+void npt_chan_close(struct npt_chan *c)
+{
+	if (!c)
+		return;
+	if (c->role == NPT_ROLE_HOST) {
+		if (c->ectl) {
+			npt_store_release32(&c->ectl->host_state, NPL_CH_CLOSED);
+			npt_wc_fence(c->wc);
+		}
+		npt_host_chan_fini(c);
+	} else {
+		if (c->hctl && c->status != -EPROTO)
+			npt_store_release32(&c->hctl->ep_state, NPL_CHE_CLOSED);
+		npt_ep_chan_fini(c);
+		npt_link_win_put(c->link, c->win);
+	}
+	npt_link_release_chan(c->link, c->idx);
+	free(c);
+}
+
+unsigned npt_chan_index(const struct npt_chan *c)
+{
+	return c->idx;
+}
+
+int npt_chan_status(struct npt_chan *c)
+{
+	return npt_chan_peer_check(c);
+}
+
+const char *npt_chan_error(struct npt_chan *c)
+{
+	return c->err;
+}
+
+int npt_chan_begin_frames(struct npt_chan *c)
+{
+	int r = npt_chan_alive(c);
+
+	if (r)
+		return r;
+	c->frames = true;
+	return 0;
+}
+
+/* ---- handshake byte streams ---------------------------------------------- */
+
+ssize_t npt_chan_send(struct npt_chan *c, const void *buf, size_t len)
+{
+	uint8_t *data = c->role == NPT_ROLE_HOST ? c->h2e : c->e2h;
+	__le32 *prod = c->role == NPT_ROLE_HOST ? &c->ectl->h2e_prod : &c->hctl->e2h_prod;
+	__le32 *consw = c->role == NPT_ROLE_HOST ? &c->hctl->h2e_cons : &c->ectl->e2h_cons;
+	uint32_t cons, used, room, pos, first;
+	int r = npt_chan_alive(c);
+
+	if (r)
+		return r;
+	if (c->frames) {
+		npt_chan_fail(c, -EINVAL, "send: channel %u is in frame mode", c->idx);
+		return -EINVAL;
+	}
+	if (c->role == NPT_ROLE_HOST && !c->accepted) {
+		r = npt_chan_peer_check(c);
+		if (r)
+			return r;
+	}
+	/* before the EP accepted, it has consumed nothing (it resets h2e_cons) */
+	cons = (c->role == NPT_ROLE_EP || c->accepted) ? npt_load_acquire32(consw) : 0;
+	used = c->tx - cons;
+	if (used > c->ssize)
+		return npt_chan_fail(c, -EPROTO, "send: channel %u peer consumer index %" PRIu32
+				     " outside %" PRIu32 "..%" PRIu32, c->idx, cons,
+				     c->tx - c->ssize, c->tx);
+	room = c->ssize - used;
+	if (!room)
+		return len ? -EAGAIN : 0;
+	if (len > room)
+		len = room;
+	pos = c->tx & (c->ssize - 1);
+	first = c->ssize - pos < len ? c->ssize - pos : (uint32_t)len;
+	memcpy(data + pos, buf, first);
+	memcpy(data, (const uint8_t *)buf + first, len - first);
+	c->tx += (uint32_t)len;
+	npt_wc_fence(c->wc);
+	npt_store_release32(prod, c->tx);
+	npt_wc_fence(c->wc);
+	return (ssize_t)len;
+}
+
+ssize_t npt_chan_recv(struct npt_chan *c, void *buf, size_t len)
+{
+	const uint8_t *data = c->role == NPT_ROLE_HOST ? c->e2h : c->h2e;
+	__le32 *prodw = c->role == NPT_ROLE_HOST ? &c->hctl->e2h_prod : &c->ectl->h2e_prod;
+	__le32 *cons = c->role == NPT_ROLE_HOST ? &c->ectl->e2h_cons : &c->hctl->h2e_cons;
+	uint32_t prod, avail, pos, first;
+	int r = npt_chan_alive(c);
+
+	if (r && r != -ECONNRESET)
+		return r;
+	if (c->role == NPT_ROLE_HOST && !c->accepted) {
+		if (!r)
+			r = npt_chan_peer_check(c);
+		if (!c->accepted)
+			return r == -ECONNRESET ? 0 : (r ? r : -EAGAIN);
+	}
+	prod = npt_load_acquire32(prodw);
+	avail = prod - c->rx;
+	if (avail > c->ssize) {
+		npt_chan_fail(c, -EPROTO, "recv: channel %u peer producer index %" PRIu32
+			      " outside %" PRIu32 "..%" PRIu32, c->idx, prod, c->rx, c->rx + c->ssize);
+		return -EPROTO;
+	}
+	if (!avail) {
+		if (!r) {
+			r = npt_chan_peer_check(c);
+			if (!r)
+				return -EAGAIN;
+			if (r != -ECONNRESET)
+				return r;
+			/* closed: deliver what it wrote before closing, then EOF */
+			prod = npt_load_acquire32(prodw);
+			avail = prod - c->rx;
+			if (avail > c->ssize)
+				return 0;
+		}
+		if (!avail)
+			return 0;
+	}
+	if (len > avail)
+		len = avail;
+	if (!len)
+		return 0;
+	pos = c->rx & (c->ssize - 1);
+	first = c->ssize - pos < len ? c->ssize - pos : (uint32_t)len;
+	memcpy(buf, data + pos, first);
+	memcpy((uint8_t *)buf + first, data, len - first);
+	c->rx += (uint32_t)len;
+	npt_wc_fence(c->wc);
+	npt_store_release32(cons, c->rx);
+	npt_wc_fence(c->wc);
+	return (ssize_t)len;
+}
+
+struct npl_chan_host_ctl *npt_test_hctl(struct npt_chan *c)
+{
+	return c->hctl;
+}

@@ -1,0 +1,114 @@
+/* The emulated DMA engine: copies between EP memory and the mapped host
+ * window with memcpy, reporting completions like a real engine (in order,
+ * by cookie, only when polled). Optionally models link bandwidth and
+ * latency: a transfer becomes visible (is copied) only once the modelled
+ * engine would have finished it. Transfers run inline in poll(); no thread. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+struct xfer {
+	void *dst;
+	const void *src;
+	uint32_t len, cookie;
+	uint64_t due_ns;          /* 0: copied at submit time */
+};
+
+struct npt_dma {
+	struct xfer *q;
+	uint32_t mask, head, tail;
+	double ns_per_byte;       /* 0: no bandwidth model */
+	uint64_t lat_ns;
+	uint64_t busy_until;      /* modelled engine busy until this time */
+};
+
+static int emul_open(unsigned depth, double gbps, double lat_us, struct npt_dma **out)
+{
+	struct npt_dma *d = calloc(1, sizeof(*d));
+	unsigned n = 1;
+
+	if (!d)
+		return -ENOMEM;
+	while (n < depth)
+		n <<= 1;
+	d->q = calloc(n, sizeof(*d->q));
+	if (!d->q) {
+		free(d);
+		return -ENOMEM;
+	}
+	d->mask = n - 1;
+	d->ns_per_byte = gbps > 0 ? 8.0 / gbps : 0;   /* Gbit/s -> ns per byte */
+	d->lat_ns = (uint64_t)(lat_us * 1000.0);
+	*out = d;
+	return 0;
+}
+
+static bool modelled(const struct npt_dma *d)
+{
+	return d->ns_per_byte > 0 || d->lat_ns;
+}
+
+static int emul_submit(struct npt_dma *d, void *dst, const void *src, uint32_t len, uint32_t cookie)
+{
+	struct xfer *x;
+
+	if (d->tail - d->head > d->mask)
+		return -EAGAIN;
+	x = &d->q[d->tail & d->mask];
+	x->dst = dst;
+	x->src = src;
+	x->len = len;
+	x->cookie = cookie;
+	x->due_ns = 0;
+	if (modelled(d)) {
+		uint64_t now = npt_now_ns();
+		uint64_t start = d->busy_until > now ? d->busy_until : now;
+
+		d->busy_until = start + (uint64_t)(len * d->ns_per_byte);
+		x->due_ns = d->busy_until + d->lat_ns;
+		if (!x->due_ns)
+			x->due_ns = 1;
+	} else {
+		memcpy(dst, src, len);
+	}
+	d->tail++;
+	return 0;
+}
+
+static int emul_poll(struct npt_dma *d, uint32_t *cookies, unsigned max)
+{
+	uint64_t now = 0;
+	unsigned n = 0;
+
+	while (n < max && d->head != d->tail) {
+		struct xfer *x = &d->q[d->head & d->mask];
+
+		if (x->due_ns) {
+			if (!now)
+				now = npt_now_ns();
+			if (now < x->due_ns)
+				break;
+			memcpy(x->dst, x->src, x->len);
+		}
+		cookies[n++] = x->cookie;
+		d->head++;
+	}
+	return (int)n;
+}
+
+static void emul_close(struct npt_dma *d)
+{
+	if (!d)
+		return;
+	free(d->q);
+	free(d);
+}
+
+const struct npt_dma_ops npt_dma_emul_ops = {
+	.name = "emulated",
+	.open = emul_open,
+	.submit = emul_submit,
+	.poll = emul_poll,
+	.close = emul_close,
+};

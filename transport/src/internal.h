@@ -1,0 +1,286 @@
+/* transport/ private interfaces, sectioned by the .c file that defines them. */
+#ifndef NPT_INTERNAL_H
+#define NPT_INTERNAL_H
+
+#include <endian.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <common/compiler.h>
+#include <common/endian.h>
+#include <nbdpcie/transport.h>
+#include <uapi/nbd-pcie-link.h>
+
+STATIC_ASSERT_SIZE(struct npl_bar_header, 256);
+STATIC_ASSERT_SIZE(struct npl_chan_ep_ctl, 64);
+STATIC_ASSERT_SIZE(struct npl_chan_host_ctl, 64);
+STATIC_ASSERT_SIZE(struct npl_sqe, 64);
+STATIC_ASSERT_SIZE(struct npl_cqe, 32);
+
+/* ---- shared-memory accessors (this header) --------------------------------
+ * Every word of the BAR and of the host window is read and written through
+ * these: one aligned load or store each (READ_ONCE/WRITE_ONCE), converted
+ * from/to little-endian. Ring entry bodies are copied with memcpy only after
+ * the acquire below and only from/to slots the other side does not own. */
+static inline uint32_t npt_rd32(const __le32 *p)
+{
+	return le32toh(__atomic_load_n((const uint32_t *)p, __ATOMIC_RELAXED));
+}
+static inline void npt_wr32(__le32 *p, uint32_t v)
+{
+	__atomic_store_n((uint32_t *)p, htole32(v), __ATOMIC_RELAXED);
+}
+static inline uint64_t npt_rd64(const __le64 *p)
+{
+	return le64toh(__atomic_load_n((const uint64_t *)p, __ATOMIC_RELAXED));
+}
+static inline void npt_wr64(__le64 *p, uint64_t v)
+{
+	__atomic_store_n((uint64_t *)p, htole64(v), __ATOMIC_RELAXED);
+}
+/* Acquire load of a publishing word (an entry's seq, a stream producer or
+ * consumer index, a state word): orders this load before every later read
+ * of the data the word publishes (entry body, stream bytes, layout). */
+static inline uint32_t npt_load_acquire32(const __le32 *p)
+{
+	return le32toh(__atomic_load_n((const uint32_t *)p, __ATOMIC_ACQUIRE));
+}
+/* Release store of a publishing word: orders every earlier store of the
+ * data it publishes (entry body, stream bytes, zeroed ring) before it. */
+static inline void npt_store_release32(__le32 *p, uint32_t v)
+{
+	__atomic_store_n((uint32_t *)p, htole32(v), __ATOMIC_RELEASE);
+}
+/* Write-combining barrier: on a host BAR mapped write-combined, x86 stores
+ * may be merged and reordered in the WC buffer and a release store does not
+ * order them; an sfence (full fence elsewhere) makes the entry body reach the
+ * link before the seq store that publishes it. No-op for coherent memory. */
+static inline void npt_wc_fence(bool wc)
+{
+	if (wc) {
+#if defined(__x86_64__) || defined(__i386__)
+		__asm__ __volatile__("sfence" ::: "memory");
+#else
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+#endif
+	}
+}
+
+/* Limits of the layout an EP may publish (docs/transport.md "Limits"). */
+#define NPT_DEFAULT_CHANNELS   4
+#define NPT_DEFAULT_RING       128        /* kernel nbd's default queue depth */
+#define NPT_DEFAULT_DATA       (16u << 20) /* 4 x max_xfer: 4 full-size requests in flight */
+#define NPT_DEFAULT_MAX_XFER   (4u << 20)  /* large enough for nbd's 32 MiB cap after chunking x8 */
+#define NPT_MAX_DATA           (1u << 30)  /* keeps a channel stride within 32 bits */
+#define NPT_MIN_RING           2          /* a ring needs two slots to tell full from stale */
+#define NPT_STREAM_SIZE        8192       /* two pages: a whole NBD option reply fits */
+#define NPT_DEFAULT_TIMEOUT_MS 5000
+#define NPT_ERRLEN             256
+
+/* ---- spec.c: link strings ------------------------------------------------ */
+enum npt_kind { NPT_KIND_SHM, NPT_KIND_PCI, NPT_KIND_EPF };
+struct npt_spec {
+	enum npt_kind kind;
+	char bar_path[PATH_MAX];     /* shm: BAR file */
+	char win_path[PATH_MAX];     /* shm: window file ("" = BAR-only) */
+	bool win_default;            /* shm:PATH form: window file is PATH.win, ours to create */
+	uint64_t win_base;           /* shm: bus address of the window = file offset */
+	bool pci_by_id;              /* pci: vendor:device instead of an address */
+	unsigned domain, bus, dev, func, vendor, device;
+	int bar;                     /* pci: BAR index, -1 = the largest memory BAR */
+	double dma_gbps;             /* emulated DMA: bandwidth model, 0 = unlimited */
+	double dma_lat_us;           /* emulated DMA: latency model, 0 = none */
+	char epf_path[PATH_MAX];     /* epf: character device */
+};
+int npt_spec_parse(const char *s, struct npt_spec *out, char *err, size_t errlen);
+
+/* ---- layout.c: BAR layout computation and validation --------------------- */
+struct npt_layout {
+	uint32_t features, nchannels, ring_entries, stream_size, max_xfer, data_per_chan;
+	uint64_t bar_size, chan_base;
+	uint32_t chan_stride, hp_offset, hp_size, payload_offset;
+};
+int  npt_layout_compute(const struct npt_link_params *p, uint32_t features,
+			struct npt_layout *lay, char *err, size_t errlen);
+void npt_layout_write(struct npl_bar_header *h, const struct npt_layout *lay);
+int  npt_layout_read(const struct npl_bar_header *h, uint64_t mapped,
+		     struct npt_layout *lay, char *err, size_t errlen);
+int  npt_window_check(const struct npt_layout *lay, uint64_t bus, uint64_t size,
+		      uint64_t stride, char *err, size_t errlen);
+
+/* ---- backend-*.c: where the BAR and the window come from -----------------
+ * A backend maps memory; it knows nothing of rings. All callbacks may block
+ * briefly (open/ftruncate/mmap) and are called with the link lock held or
+ * before the link is shared. */
+struct npt_winmap {              /* one mapping of a host window, refcounted */
+	int refs;                    /* under link->lock */
+	uint8_t *base;               /* first byte of the window */
+	uint64_t size;
+	void *map; size_t maplen;    /* what to munmap */
+};
+struct npt_backend_ops {
+	const char *name;
+	/* Required. EP: create or reuse the BAR with at least `size` bytes and
+	 * map it; host: map the existing BAR (size 0) and set l->bar_size. */
+	int  (*map_bar)(struct npt_link *l, uint64_t size, char *err, size_t errlen);
+	/* Optional (NULL: no host window). Host: create/map its window of
+	 * `size` bytes and report its bus address in *bus. EP: map the window
+	 * the host published at bus/size. */
+	int  (*map_window)(struct npt_link *l, uint64_t *bus, uint64_t size,
+			   struct npt_winmap **out, char *err, size_t errlen);
+	void (*unmap_window)(struct npt_link *l, struct npt_winmap *w);
+	/* Required. Unmap the BAR, remove what this side created. Safe on a
+	 * half-opened link. */
+	void (*close)(struct npt_link *l);
+};
+extern const struct npt_backend_ops npt_shm_ops;
+extern const struct npt_backend_ops npt_pci_ops;
+int npt_epf_open(const struct npt_spec *s, char *err, size_t errlen);
+
+/* ---- dma-emul.c: DMA engines --------------------------------------------
+ * One engine queue per channel, driven by the channel's thread. submit()
+ * never blocks (-EAGAIN when the queue is full); poll() reports finished
+ * transfers in submission order by their cookie. Buffers stay owned by the
+ * caller and must stay valid until the transfer is reported. */
+struct npt_dma;
+struct npt_dma_ops {
+	const char *name;
+	int  (*open)(unsigned depth, double gbps, double lat_us, struct npt_dma **out);
+	int  (*submit)(struct npt_dma *d, void *dst, const void *src, uint32_t len, uint32_t cookie);
+	int  (*poll)(struct npt_dma *d, uint32_t *cookies, unsigned max);
+	void (*close)(struct npt_dma *d);
+};
+extern const struct npt_dma_ops npt_dma_emul_ops;
+
+/* ---- link.c ---------------------------------------------------------------- */
+struct npt_link {
+	enum npt_role role;
+	const struct npt_backend_ops *ops;
+	const struct npt_dma_ops *dma_ops;
+	struct npt_spec spec;
+	uint8_t *bar;                /* mapping of the BAR */
+	uint64_t bar_size;
+	bool bar_wc;                 /* host: BAR mapped write-combined */
+	int bar_fd, win_fd;          /* shm backend */
+	bool bar_created, win_created;
+	void *pci_dev;               /* pci backend */
+	void *bar_map; size_t bar_maplen;
+	struct npl_bar_header *hdr;
+	struct npt_layout lay;       /* validated copy: never re-read from the BAR */
+	bool window;                 /* host window in use */
+	struct npt_winmap *win;      /* current window mapping (under lock) */
+	uint64_t win_bus;            /* host: published bus address */
+	uint64_t win_stride;         /* bytes between channels in the window */
+
+	pthread_mutex_t lock;        /* link state below, window, channel slots */
+	pthread_cond_t cond;
+	pthread_t hb_thread;
+	bool hb_started, stopping;
+	unsigned epoch;              /* EP: bumps on every host change (atomic reads) */
+	int down;                    /* 0, -ECONNRESET, -EPROTO, -EAGAIN (EP: no host) */
+	uint32_t gen;                /* our generation */
+	uint32_t host_gen;           /* EP: attached host generation */
+	uint32_t peer_gen;           /* host: the EP generation it attached to */
+	uint64_t peer_hb;            /* last peer heartbeat seen */
+	uint64_t peer_hb_ns;         /* when it last changed (local monotonic) */
+	uint64_t hb;                 /* our heartbeat */
+	bool chan_busy[NPT_MAX_CHANNELS];    /* a local handle exists */
+	uint32_t chan_session[NPT_MAX_CHANNELS]; /* EP: last session accepted */
+	char errmsg[NPT_ERRLEN];
+	char errcopy[NPT_ERRLEN];
+	char desc[PATH_MAX + 64];
+};
+uint64_t npt_now_ns(void);
+const char *npt_err_name(uint32_t code);  /* NPL_ERR_* as text */
+int  npt_link_state(struct npt_link *l, unsigned *epoch);   /* lock-free read of down/epoch */
+struct npt_winmap *npt_link_win_get(struct npt_link *l);   /* takes a ref, NULL if none */
+void npt_link_win_put(struct npt_link *l, struct npt_winmap *w);
+void npt_link_release_chan(struct npt_link *l, unsigned idx);
+
+/* ---- chan.c ---------------------------------------------------------------- */
+struct npt_htag {                /* host: one in-flight request */
+	uint8_t cookie[8];
+	uint16_t type;
+	bool busy;
+	struct npt_hbuf buf;
+};
+struct npt_etag {                /* EP: one in-flight request */
+	bool busy, dma_busy, done_pending;
+	uint32_t off, len, flags, data_len;
+	unsigned active_pos;         /* position in active[] */
+	uint8_t reply[16];
+};
+struct npt_chan {
+	struct npt_link *link;
+	enum npt_role role;
+	unsigned idx;
+	uint32_t session;
+	unsigned epoch;
+	uint32_t n, mask;            /* ring entries */
+	uint32_t ssize;              /* stream size */
+	struct npl_chan_ep_ctl *ectl;    /* BAR */
+	struct npl_sqe *sq;              /* BAR */
+	uint8_t *h2e;                    /* BAR */
+	struct npl_chan_host_ctl *hctl;  /* host-polled area */
+	struct npl_cqe *cq;
+	uint8_t *e2h;
+	uint8_t *payload;                /* payload area in the host-polled area */
+	struct npt_winmap *win;          /* EP: window ref held by this channel */
+	bool wc;
+	uint32_t tx, rx;                 /* own stream indices (tx produced, rx consumed) */
+	bool frames;
+	bool accepted;                   /* host: the EP accepted our session */
+	int status;
+	char err[NPT_ERRLEN];
+	/* host frames */
+	uint32_t sq_prod, cq_head, inflight, idle_polls;
+	struct npt_htag *htags;
+	uint16_t *free_tags;
+	unsigned nfree;
+	uint64_t *pages;                 /* payload area bitmap, one bit per NPT_HBUF_PAGE */
+	uint32_t npages, page_hint;
+	/* EP frames */
+	uint32_t sq_head, cq_prod;
+	struct npt_etag *etags;
+	uint16_t *active;                /* tags with a payload in flight (overlap check) */
+	unsigned nactive;
+	uint8_t *staging;                /* window mode: EP copy of the payload area */
+	size_t staging_len;
+	uint16_t *fetched;               /* ring of tags whose fetch finished */
+	uint32_t fetched_head, fetched_tail;
+	struct npt_dma *dma;
+};
+int  npt_chan_fail(struct npt_chan *c, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+int  npt_chan_alive(struct npt_chan *c);   /* 0 or the channel's -errno */
+/* Reads the peer's view of the channel (slow path: when a ring is empty). */
+int  npt_chan_peer_check(struct npt_chan *c);
+
+/* ---- hbuf.c: host payload-area allocator ---------------------------------- */
+#define NPT_HBUF_PAGE 4096   /* allocation granule: page-aligned payloads DMA best */
+int  npt_hbuf_init(struct npt_chan *c);
+void npt_hbuf_fini(struct npt_chan *c);
+
+/* ---- ep.c ------------------------------------------------------------------ */
+int  npt_ep_chan_init(struct npt_chan *c);
+void npt_ep_chan_fini(struct npt_chan *c);
+/* The one place an EP checks a submission entry: e is a private copy. */
+int  npt_ep_check_sqe(struct npt_chan *c, const struct npl_sqe *e, uint32_t pos);
+
+/* ---- host.c ---------------------------------------------------------------- */
+int  npt_host_chan_init(struct npt_chan *c);
+void npt_host_chan_fini(struct npt_chan *c);
+
+/* ---- util.c ---------------------------------------------------------------- */
+void npt_seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* ---- test hooks (used by tests/transport and fuzz targets only) ---------- */
+uint8_t *npt_test_bar(struct npt_link *l);
+struct npl_chan_host_ctl *npt_test_hctl(struct npt_chan *c);
+
+#endif /* NPT_INTERNAL_H */

@@ -1,0 +1,566 @@
+/* Link lifecycle: bring-up, host attach, heartbeats, generation checks and
+ * teardown (docs/transport.md "Link lifecycle"). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* The heartbeat thread wakes this often: twice per NPT_HEARTBEAT_MS, so a
+ * beat is never later than the spec allows even when a wake-up is late. */
+#define HB_PERIOD_MS (NPT_HEARTBEAT_MS / 2)
+/* Polling period while waiting for the peer during open. */
+#define OPEN_POLL_US 1000
+
+static void link_set_err(struct npt_link *l, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void link_set_err(struct npt_link *l, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(l->errmsg, sizeof(l->errmsg), fmt, ap);
+	va_end(ap);
+}
+
+static void set_down(struct npt_link *l, int down)
+{
+	__atomic_store_n(&l->down, down, __ATOMIC_RELEASE);
+}
+
+int npt_link_state(struct npt_link *l, unsigned *epoch)
+{
+	if (epoch)
+		*epoch = __atomic_load_n(&l->epoch, __ATOMIC_ACQUIRE);
+	return __atomic_load_n(&l->down, __ATOMIC_ACQUIRE);
+}
+
+static void bump_epoch(struct npt_link *l)
+{
+	__atomic_add_fetch(&l->epoch, 1, __ATOMIC_ACQ_REL);
+}
+
+struct npt_winmap *npt_link_win_get(struct npt_link *l)
+{
+	struct npt_winmap *w;
+
+	pthread_mutex_lock(&l->lock);
+	w = l->window ? l->win : NULL;
+	if (w)
+		w->refs++;
+	pthread_mutex_unlock(&l->lock);
+	return w;
+}
+
+static void win_put_locked(struct npt_link *l, struct npt_winmap *w)
+{
+	if (w && --w->refs == 0)
+		l->ops->unmap_window(l, w);
+}
+
+void npt_link_win_put(struct npt_link *l, struct npt_winmap *w)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&l->lock);
+	win_put_locked(l, w);
+	pthread_mutex_unlock(&l->lock);
+}
+
+void npt_link_release_chan(struct npt_link *l, unsigned idx)
+{
+	pthread_mutex_lock(&l->lock);
+	l->chan_busy[idx] = false;
+	pthread_mutex_unlock(&l->lock);
+}
+
+/* ---- EP side: a host attaches ------------------------------------------- */
+
+static const char *err_name(uint32_t code)
+{
+	static const char *const names[] = {
+		[NPL_ERR_NONE] = "no error",
+		[NPL_ERR_STREAM] = "stream index out of range",
+		[NPL_ERR_TAG] = "tag beyond the ring",
+		[NPL_ERR_TAG_REUSED] = "tag already in flight",
+		[NPL_ERR_LEN] = "bad payload length",
+		[NPL_ERR_RANGE] = "payload beyond the payload area",
+		[NPL_ERR_OVERLAP] = "payload overlaps an in-flight payload",
+		[NPL_ERR_MAGIC] = "bad NBD request magic",
+		[NPL_ERR_DIR] = "direction does not match the NBD command",
+		[NPL_ERR_WINDOW] = "host window parameters invalid",
+		[NPL_ERR_WINMAP] = "EP cannot map the host window",
+	};
+	return code < ARRAY_SIZE(names) && names[code] ? names[code] : "unknown error";
+}
+const char *npt_err_name(uint32_t code)
+{
+	return err_name(code);
+}
+
+/* Called with the lock held. */
+static void ep_attach(struct npt_link *l, uint32_t gen)
+{
+	struct npl_bar_header *h = l->hdr;
+	uint32_t feat = npt_rd32(&h->host_features);
+	uint32_t status = NPL_ERR_NONE;
+	char why[NPT_ERRLEN] = "";
+
+	if (l->window) {          /* drop the previous host's window */
+		l->window = false;
+		win_put_locked(l, l->win);
+		l->win = NULL;
+	}
+	if (feat & NPL_F_HOST_WINDOW) {
+		uint64_t bus = npt_rd64(&h->win_bus_addr);
+		uint64_t size = npt_rd64(&h->win_size);
+		uint64_t stride = npt_rd64(&h->win_chan_stride);
+		struct npt_winmap *w = NULL;
+
+		if (!(l->lay.features & NPL_F_HOST_WINDOW) || !l->ops->map_window) {
+			snprintf(why, sizeof(why), "window: host asked for a window, this EP offers none");
+			status = NPL_ERR_WINDOW;
+		} else if (npt_window_check(&l->lay, bus, size, stride, why, sizeof(why))) {
+			status = NPL_ERR_WINDOW;
+		} else if (l->ops->map_window(l, &bus, size, &w, why, sizeof(why))) {
+			status = NPL_ERR_WINMAP;
+		} else {
+			l->win = w;
+			l->win_stride = stride;
+			l->window = true;
+		}
+	}
+	npt_wr32(&h->ep_win_status, status);
+	l->host_gen = gen;
+	bump_epoch(l);
+	if (status) {
+		link_set_err(l, "host generation %" PRIu32 " refused: %s", gen, why);
+		set_down(l, -EAGAIN);
+	} else {
+		l->peer_hb = npt_rd64(&h->host_heartbeat);
+		l->peer_hb_ns = npt_now_ns();
+		link_set_err(l, "host generation %" PRIu32 " attached (%s)", gen,
+			     l->window ? "host window" : "BAR-only");
+		set_down(l, 0);
+	}
+	npt_store_release32(&h->ep_host_gen, gen);
+}
+
+/* The host can write anywhere in the BAR. The EP never re-reads its own
+ * layout (it keeps l->lay), but a host needs a valid header to attach: put
+ * back whatever a faulty host overwrote in the EP-owned lines. */
+static void ep_repair_header(struct npt_link *l)
+{
+	struct npl_bar_header *h = l->hdr;
+	struct npt_layout cur;
+	char why[NPT_ERRLEN];
+
+	if (npt_layout_read(h, l->bar_size, &cur, why, sizeof(why)) == 0 &&
+	    !memcmp(&cur, &l->lay, sizeof(cur)) && npt_rd32(&h->ep_generation) == l->gen &&
+	    npt_rd32(&h->ep_state) == NPL_EP_READY && npt_rd32(&h->ep_host_gen) == l->host_gen)
+		return;
+	npt_layout_write(h, &l->lay);
+	npt_wr32(&h->ep_generation, l->gen);
+	npt_wr32(&h->ep_host_gen, l->host_gen);
+	npt_store_release32(&h->ep_state, NPL_EP_READY);
+}
+
+static void ep_monitor(struct npt_link *l)
+{
+	struct npl_bar_header *h = l->hdr;
+	uint32_t st = npt_load_acquire32(&h->host_state);
+	uint32_t gen = npt_rd32(&h->host_generation);
+	uint64_t hb = npt_rd64(&h->host_heartbeat), now = npt_now_ns();
+
+	ep_repair_header(l);
+	if (st == NPL_HOST_ATTACHED && gen != l->host_gen) {
+		ep_attach(l, gen);
+		return;
+	}
+	if (l->down)
+		return;
+	if (st != NPL_HOST_ATTACHED) {
+		link_set_err(l, "host generation %" PRIu32 " detached", l->host_gen);
+		set_down(l, -EAGAIN);
+		bump_epoch(l);
+	} else if (hb != l->peer_hb) {
+		l->peer_hb = hb;
+		l->peer_hb_ns = now;
+	} else if (now - l->peer_hb_ns >= (uint64_t)NPT_PEER_DEAD_MS * 1000000) {
+		link_set_err(l, "host generation %" PRIu32 " dead: no heartbeat for %" PRIu64
+			     " ms (limit %d ms)", l->host_gen, (now - l->peer_hb_ns) / 1000000,
+			     NPT_PEER_DEAD_MS);
+		set_down(l, -EAGAIN);
+		bump_epoch(l);
+	}
+}
+
+/* ---- host side: watch the EP ---------------------------------------------- */
+
+static void host_monitor(struct npt_link *l)
+{
+	struct npl_bar_header *h = l->hdr;
+	struct npt_layout cur;
+	char why[NPT_ERRLEN];
+	uint32_t st, gen, hgen;
+	uint64_t hb, now = npt_now_ns();
+
+	if (l->down)
+		return;      /* terminal for a host link: the caller reopens it */
+	st = npt_load_acquire32(&h->ep_state);
+	gen = npt_rd32(&h->ep_generation);
+	hgen = npt_rd32(&h->ep_host_gen);
+	hb = npt_rd64(&h->ep_heartbeat);
+	if (gen != l->peer_gen) {
+		link_set_err(l, "link down: EP restarted (generation %" PRIu32 " -> %" PRIu32 ")",
+			     l->peer_gen, gen);
+	} else if (st != NPL_EP_READY) {
+		link_set_err(l, "link down: EP closed the link (state %" PRIu32 ")", st);
+	} else if (hgen != l->gen) {
+		link_set_err(l, "link down: EP attached host generation %" PRIu32 ", ours is %" PRIu32,
+			     hgen, l->gen);
+	} else if (npt_layout_read(h, l->bar_size, &cur, why, sizeof(why)) ||
+		   memcmp(&cur, &l->lay, sizeof(cur))) {
+		link_set_err(l, "link down: BAR layout changed under us (%s)",
+			     why[0] && cur.nchannels == 0 ? why : "fields differ from the layout at open");
+		set_down(l, -EPROTO);
+		return;
+	} else if (hb != l->peer_hb) {
+		l->peer_hb = hb;
+		l->peer_hb_ns = now;
+		return;
+	} else if (now - l->peer_hb_ns >= (uint64_t)NPT_PEER_DEAD_MS * 1000000) {
+		link_set_err(l, "link down: EP generation %" PRIu32 " dead: no heartbeat for %" PRIu64
+			     " ms (limit %d ms)", gen, (now - l->peer_hb_ns) / 1000000, NPT_PEER_DEAD_MS);
+	} else {
+		return;
+	}
+	set_down(l, -ECONNRESET);
+}
+
+static void *hb_main(void *arg)
+{
+	struct npt_link *l = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&l->lock);
+	while (!l->stopping) {
+		l->hb++;
+		if (l->role == NPT_ROLE_HOST) {
+			npt_wr64(&l->hdr->host_heartbeat, l->hb);
+			host_monitor(l);
+		} else {
+			npt_wr64(&l->hdr->ep_heartbeat, l->hb);
+			ep_monitor(l);
+		}
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += HB_PERIOD_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		while (!l->stopping && pthread_cond_timedwait(&l->cond, &l->lock, &ts) == 0)
+			;
+	}
+	pthread_mutex_unlock(&l->lock);
+	return NULL;
+}
+
+static int start_hb(struct npt_link *l, char *err, size_t errlen)
+{
+	pthread_condattr_t ca;
+	int r;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&l->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	r = pthread_create(&l->hb_thread, NULL, hb_main, l);
+	if (r) {
+		npt_seterr(err, errlen, "link: cannot start the heartbeat thread: %s", strerror(r));
+		return -r;
+	}
+	l->hb_started = true;
+	return 0;
+}
+
+/* ---- open ------------------------------------------------------------------ */
+
+/* Channel areas the EP resets on bring-up: control lines and ring slots,
+ * not the payload areas (they carry no state). */
+static void ep_reset_channels(struct npt_link *l)
+{
+	for (uint32_t i = 0; i < l->lay.nchannels; i++) {
+		uint8_t *base = l->bar + l->lay.chan_base + (uint64_t)i * l->lay.chan_stride;
+
+		memset(base, 0, NPL_CHAN_SQ_OFFSET + (size_t)l->lay.ring_entries * sizeof(struct npl_sqe));
+		memset(base + l->lay.hp_offset, 0,
+		       NPL_CHAN_CQ_OFFSET + (size_t)l->lay.ring_entries * sizeof(struct npl_cqe));
+	}
+}
+
+static int ep_open(struct npt_link *l, const struct npt_link_params *p, char *err, size_t errlen)
+{
+	struct npl_bar_header *h;
+	uint32_t features = l->spec.win_path[0] ? NPL_F_HOST_WINDOW : 0;
+	uint32_t prev = 0;
+	int r;
+
+	r = npt_layout_compute(p, features, &l->lay, err, errlen);
+	if (r)
+		return r;
+	r = l->ops->map_bar(l, l->lay.bar_size, err, errlen);
+	if (r)
+		return r;
+	h = l->hdr = (struct npl_bar_header *)l->bar;
+	if (npt_rd32(&h->magic) == NPL_MAGIC)
+		prev = npt_rd32(&h->ep_generation);
+	npt_store_release32(&h->ep_state, NPL_EP_INIT);
+	ep_reset_channels(l);
+	npt_layout_write(h, &l->lay);
+	l->gen = prev + 1 ? prev + 1 : 1;
+	/* A host that was attached to our predecessor must re-attach with a new
+	 * generation: remember the current one as already seen. */
+	l->host_gen = npt_rd32(&h->host_generation);
+	npt_wr32(&h->ep_host_gen, l->host_gen);
+	npt_wr32(&h->ep_win_status, 0);
+	npt_wr32(&h->ep_generation, l->gen);
+	npt_wr64(&h->ep_heartbeat, 0);
+	npt_store_release32(&h->ep_state, NPL_EP_READY);
+	l->down = -EAGAIN;
+	link_set_err(l, "waiting for a host");
+	return start_hb(l, err, errlen);
+}
+
+static int sleep_us(unsigned us)
+{
+	struct timespec ts = { .tv_sec = us / 1000000, .tv_nsec = (long)(us % 1000000) * 1000 };
+
+	return nanosleep(&ts, NULL);
+}
+
+static int host_open(struct npt_link *l, const struct npt_link_params *p, char *err, size_t errlen)
+{
+	int tmo = p && p->connect_timeout_ms ? p->connect_timeout_ms : NPT_DEFAULT_TIMEOUT_MS;
+	uint64_t deadline = npt_now_ns() + (uint64_t)(tmo > 0 ? tmo : 0) * 1000000;
+	struct npl_bar_header *h;
+	char why[NPT_ERRLEN] = "BAR file not found";
+	uint64_t hb0 = 0;
+	bool seen_ready = false;
+	uint32_t gen;
+	int r;
+
+	/* 1. a live EP: the BAR exists, its layout is valid and READY, and its
+	 *    heartbeat advances (a dead EP leaves a READY header behind). */
+	for (;;) {
+		if (!l->bar) {
+			r = l->ops->map_bar(l, 0, why, sizeof(why));
+			if (r && r != -ENOENT && r != -EAGAIN)
+				return npt_seterr(err, errlen, "%s", why), r;
+			if (r == -ENOENT)
+				npt_seterr(why, sizeof(why), "BAR file %s does not exist", l->spec.bar_path);
+			else if (r == -EAGAIN)
+				npt_seterr(why, sizeof(why), "BAR %s not laid out yet", l->spec.bar_path);
+		}
+		if (l->bar) {
+			h = l->hdr = (struct npl_bar_header *)l->bar;
+			if (npt_load_acquire32(&h->ep_state) != NPL_EP_READY) {
+				snprintf(why, sizeof(why), "EP not ready (state %" PRIu32 ")",
+					 npt_rd32(&h->ep_state));
+				seen_ready = false;
+			} else if ((r = npt_layout_read(h, l->bar_size, &l->lay, why, sizeof(why)))) {
+				if (npt_rd32(&h->magic) == NPL_MAGIC && r == -EPROTO &&
+				    npt_load_acquire32(&h->ep_state) == NPL_EP_READY)
+					return npt_seterr(err, errlen, "link: %s: %s", l->spec.bar_path, why), r;
+			} else if (!seen_ready || npt_rd32(&h->ep_generation) != l->peer_gen) {
+				seen_ready = true;
+				hb0 = npt_rd64(&h->ep_heartbeat);
+				l->peer_gen = npt_rd32(&h->ep_generation);
+				snprintf(why, sizeof(why), "EP heartbeat not advancing");
+			} else if (npt_rd64(&h->ep_heartbeat) != hb0 &&
+				   npt_rd32(&h->ep_generation) == l->peer_gen) {
+				break;
+			}
+		}
+		if (npt_now_ns() >= deadline) {
+			npt_seterr(err, errlen, "link: %s: no live EP within %d ms: %s",
+				   l->spec.bar_path, tmo, why);
+			return -ETIMEDOUT;
+		}
+		sleep_us(OPEN_POLL_US);
+	}
+
+	/* 2. publish the window and attach */
+	if ((l->lay.features & NPL_F_HOST_WINDOW) && l->spec.win_path[0] &&
+	    !(p && p->bar_only) && l->ops->map_window) {
+		uint64_t size = (uint64_t)l->lay.nchannels * l->lay.hp_size;
+
+		r = l->ops->map_window(l, &l->win_bus, size, &l->win, err, errlen);
+		if (r)
+			return r;
+		l->window = true;
+		l->win_stride = l->lay.hp_size;
+		npt_wr64(&h->win_bus_addr, l->win_bus);
+		npt_wr64(&h->win_size, size);
+		npt_wr64(&h->win_chan_stride, l->lay.hp_size);
+		npt_wr32(&h->host_features, NPL_F_HOST_WINDOW);
+	} else {
+		npt_wr32(&h->host_features, 0);
+	}
+	gen = npt_rd32(&h->host_generation) + 1;
+	l->gen = gen ? gen : 1;
+	npt_wc_fence(l->bar_wc);
+	npt_wr32(&h->host_generation, l->gen);
+	npt_wc_fence(l->bar_wc);
+	npt_store_release32(&h->host_state, NPL_HOST_ATTACHED);
+	npt_wc_fence(l->bar_wc);
+
+	/* 3. wait for the EP's acknowledgement */
+	while (npt_load_acquire32(&h->ep_host_gen) != l->gen) {
+		if (npt_now_ns() >= deadline) {
+			npt_seterr(err, errlen, "link: %s: EP did not acknowledge host generation %"
+				   PRIu32 " within %d ms", l->spec.bar_path, l->gen, tmo);
+			return -ETIMEDOUT;
+		}
+		l->hb++;
+		npt_wr64(&h->host_heartbeat, l->hb);
+		sleep_us(OPEN_POLL_US);
+	}
+	r = (int)npt_rd32(&h->ep_win_status);
+	if (r) {
+		npt_seterr(err, errlen, "link: %s: EP refused the host window: %s (code %d)",
+			   l->spec.bar_path, npt_err_name((uint32_t)r), r);
+		return -EPROTO;
+	}
+	l->peer_hb = npt_rd64(&h->ep_heartbeat);
+	l->peer_hb_ns = npt_now_ns();
+	l->down = 0;
+	link_set_err(l, "up");
+	return start_hb(l, err, errlen);
+}
+
+int npt_link_open(const char *spec, enum npt_role role, const struct npt_link_params *p,
+		  struct npt_link **out, char *err, size_t errlen)
+{
+	struct npt_link *l;
+	const char *env;
+	int r;
+
+	*out = NULL;
+	if (err && errlen)
+		err[0] = '\0';
+	if (role != NPT_ROLE_HOST && role != NPT_ROLE_EP) {
+		npt_seterr(err, errlen, "link: role %d is neither host nor EP", (int)role);
+		return -EINVAL;
+	}
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->role = role;
+	l->bar_fd = l->win_fd = -1;
+	pthread_mutex_init(&l->lock, NULL);
+	r = npt_spec_parse(spec, &l->spec, err, errlen);
+	if (r)
+		goto fail;
+	switch (l->spec.kind) {
+	case NPT_KIND_SHM:
+		l->ops = &npt_shm_ops;
+		break;
+	case NPT_KIND_PCI:
+		l->ops = &npt_pci_ops;
+		break;
+	case NPT_KIND_EPF:
+		r = npt_epf_open(&l->spec, err, errlen);
+		goto fail;
+	}
+	l->dma_ops = &npt_dma_emul_ops;
+	if (!l->spec.dma_gbps && (env = getenv("NPT_DMA_GBPS")))
+		l->spec.dma_gbps = strtod(env, NULL);
+	if (!l->spec.dma_lat_us && (env = getenv("NPT_DMA_LAT_US")))
+		l->spec.dma_lat_us = strtod(env, NULL);
+	r = role == NPT_ROLE_EP ? ep_open(l, p, err, errlen) : host_open(l, p, err, errlen);
+	if (r)
+		goto fail;
+	if (l->spec.kind == NPT_KIND_SHM)
+		snprintf(l->desc, sizeof(l->desc), "shm:%s (%s, %" PRIu32 " ch)", l->spec.bar_path,
+			 role == NPT_ROLE_EP ? (l->lay.features & NPL_F_HOST_WINDOW ? "host window offered" : "BAR-only")
+					     : (l->window ? "host window" : "BAR-only"),
+			 l->lay.nchannels);
+	else
+		snprintf(l->desc, sizeof(l->desc), "%s (BAR-only, %" PRIu32 " ch)", spec, l->lay.nchannels);
+	*out = l;
+	return 0;
+fail:
+	if (err && errlen && !err[0])
+		npt_seterr(err, errlen, "link: %s: %s", spec, strerror(-r));
+	npt_link_close(l);
+	return r;
+}
+
+void npt_link_close(struct npt_link *l)
+{
+	if (!l)
+		return;
+	if (l->hb_started) {
+		pthread_mutex_lock(&l->lock);
+		l->stopping = true;
+		pthread_cond_signal(&l->cond);
+		pthread_mutex_unlock(&l->lock);
+		pthread_join(l->hb_thread, NULL);
+		pthread_cond_destroy(&l->cond);
+		l->hb_started = false;
+	}
+	if (l->hdr && l->bar) {
+		if (l->role == NPT_ROLE_HOST && l->gen) {
+			npt_store_release32(&l->hdr->host_state, NPL_HOST_DETACHED);
+			npt_wc_fence(l->bar_wc);
+		} else if (l->role == NPT_ROLE_EP && l->gen) {
+			npt_store_release32(&l->hdr->ep_state, NPL_EP_DOWN);
+		}
+	}
+	if (l->win) {
+		l->window = false;
+		win_put_locked(l, l->win);
+		l->win = NULL;
+	}
+	if (l->ops)
+		l->ops->close(l);
+	pthread_mutex_destroy(&l->lock);
+	free(l);
+}
+
+int npt_link_check(struct npt_link *l)
+{
+	return npt_link_state(l, NULL);
+}
+
+const char *npt_link_error(struct npt_link *l)
+{
+	pthread_mutex_lock(&l->lock);
+	memcpy(l->errcopy, l->errmsg, sizeof(l->errcopy));
+	pthread_mutex_unlock(&l->lock);
+	return l->errcopy;
+}
+
+unsigned npt_link_nchannels(const struct npt_link *l)
+{
+	return l->lay.nchannels;
+}
+
+uint32_t npt_link_max_xfer(const struct npt_link *l)
+{
+	return l->lay.max_xfer;
+}
+
+const char *npt_link_describe(const struct npt_link *l)
+{
+	return l->desc;
+}
+
+uint8_t *npt_test_bar(struct npt_link *l)
+{
+	return l->bar;
+}
