@@ -7,20 +7,23 @@
 #   project's binaries given on the command line with their shared libraries
 #   (ldd closure), the guest /init and the guest scenario scripts.
 #
-# usage: build-initramfs.sh -o OUT.cpio.gz -k KVER [-f] [BINARY...]
+# usage: build-initramfs.sh -o OUT.cpio.gz -k KVER [-f] [-m MODULE.ko]... [BINARY...]
 #   -o  output file (written atomically)
 #   -k  kernel release whose modules go in (/lib/modules/KVER)
 #   -f  also include fio and its libraries (~80 MB: only the benchmark needs it)
+#   -m  an out-of-tree module (e.g. kmod/'s) copied to /lib/modules/extra/,
+#       not loaded by /init: the guest script insmods it
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-out= kver= with_fio=0
-while getopts "o:k:f" opt; do
+out= kver= with_fio=0 extra_mods=()
+while getopts "o:k:fm:" opt; do
     case $opt in
     o) out=$OPTARG ;;
     k) kver=$OPTARG ;;
     f) with_fio=1 ;;
-    *) echo "usage: $0 -o OUT.cpio.gz -k KVER [-f] [BINARY...]" >&2; exit 2 ;;
+    m) extra_mods+=("$OPTARG") ;;
+    *) echo "usage: $0 -o OUT.cpio.gz -k KVER [-f] [-m MODULE.ko]... [BINARY...]" >&2; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
@@ -54,6 +57,12 @@ for m in "${order[@]}"; do
     case $f in *.ko) ;; *) echo "build-initramfs: compressed module $m not supported" >&2; exit 1 ;; esac
     cp "$moddir/$m" "$root/lib/modules/$f"
     echo "$f" >>"$root/lib/modules/load.list"
+done
+
+mkdir -p "$root/lib/modules/extra"
+for m in "${extra_mods[@]}"; do
+    [ -f "$m" ] || { echo "build-initramfs: module $m missing" >&2; exit 1; }
+    cp "$m" "$root/lib/modules/extra/"
 done
 
 # Dynamic executables and their libraries, at the same paths as on the host.
