@@ -45,17 +45,24 @@ cp /usr/bin/busybox "$root/bin/busybox"
 order=()
 add_module() { # add_module PATH-RELATIVE-TO-MODDIR
     local m=$1 dep
-    grep -q "^$m:" "$moddir/modules.dep" || { echo "build-initramfs: module $m not in $moddir" >&2; exit 1; }
+    [ -n "$m" ] && grep -q "^$m:" "$moddir/modules.dep" || { echo "build-initramfs: module '$m' not in $moddir/modules.dep" >&2; exit 1; }
     for dep in $(grep "^$m:" "$moddir/modules.dep" | cut -d: -f2-); do add_module "$dep"; done
     [[ " ${order[*]-} " == *" $m "* ]] || order+=("$m")
 }
-for m in kernel/drivers/block/nbd.ko kernel/crypto/crc32c_generic.ko kernel/fs/ext4/ext4.ko; do
-    add_module "$m"
+for m in kernel/drivers/block/nbd kernel/crypto/crc32c_generic kernel/fs/ext4/ext4; do
+    add_module "$(grep -oE "^$m\.ko(\.[a-z]+)?:" "$moddir/modules.dep" | tr -d :)"
 done
+# busybox insmod takes plain .ko files: compressed modules (a later Debian
+# kernel may ship them) are unpacked on the way in.
 for m in "${order[@]}"; do
     f=${m##*/}
-    case $f in *.ko) ;; *) echo "build-initramfs: compressed module $m not supported" >&2; exit 1 ;; esac
-    cp "$moddir/$m" "$root/lib/modules/$f"
+    case $f in
+    *.ko) cp "$moddir/$m" "$root/lib/modules/$f" ;;
+    *.ko.xz) f=${f%.xz}; xz -dc "$moddir/$m" >"$root/lib/modules/$f" ;;
+    *.ko.zst) f=${f%.zst}; zstd -qdc "$moddir/$m" >"$root/lib/modules/$f" ;;
+    *.ko.gz) f=${f%.gz}; gzip -dc "$moddir/$m" >"$root/lib/modules/$f" ;;
+    *) echo "build-initramfs: module $m: unknown format" >&2; exit 1 ;;
+    esac
     echo "$f" >>"$root/lib/modules/load.list"
 done
 
