@@ -27,7 +27,7 @@ grep -v '^#' "$src/kmod/epf/epf-core.symbols" | grep . |
 	awk '{ printf "0x00000000\t%s\tvmlinux\tEXPORT_SYMBOL_GPL\t\n", $1 }' > "$symvers"
 
 log=$out/build.log
-make -C "$kdir" M="$tree/kmod" W=1 KBUILD_EXTRA_SYMBOLS="$symvers" modules > "$log" 2>&1
+make -C "$kdir" M="$tree/kmod" W=1 NBDPCIE_EPF=m KBUILD_EXTRA_SYMBOLS="$symvers" modules > "$log" 2>&1
 rc=$?
 cat "$log"
 if [ $rc -ne 0 ]; then
