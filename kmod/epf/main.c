@@ -356,7 +356,6 @@ static int npe_probe(struct pci_epf *epf)
 	init_waitqueue_head(&f->wq);
 	INIT_WORK(&f->init_work, npe_init_work);
 	mutex_init(&f->dma_lock);
-	init_completion(&f->dma_done);
 	mutex_init(&f->files_lock);
 	INIT_LIST_HEAD(&f->files);
 
