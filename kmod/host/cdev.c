@@ -215,7 +215,12 @@ static int nph_mmap(struct file *filp, struct vm_area_struct *vma)
 		vma->vm_pgoff = roff >> PAGE_SHIFT;
 		r = dma_mmap_coherent(&d->pdev->dev, vma, d->win, d->win_bus, d->win_size);
 	} else {
-		vma->vm_page_prot = d->bar_prefetch[region] ?
+		/* Write-combined for prefetchable BARs and for the link's BAR
+		 * even when pci-epf-nbd must leave it non-prefetchable (its
+		 * MSI-X table shares it): what is mappable of it is EP RAM,
+		 * the MSI-X pages never are. Userspace orders its stores with
+		 * a store fence before publishing (transport: npt_wc_fence()). */
+		vma->vm_page_prot = d->bar_prefetch[region] || region == d->shm_bar ?
 			pgprot_writecombine(vma->vm_page_prot) :
 			pgprot_noncached(vma->vm_page_prot);
 		r = io_remap_pfn_range(vma, vma->vm_start,
