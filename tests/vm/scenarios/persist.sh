@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # vm-persist (issue 6, scenario 6): the EP server is SIGKILLed during a guest
 # write loop (O_DIRECT|O_DSYNC, 64 KiB blocks). With -p it is restarted and the
-# guest's loop completes without error, every block verifying in the guest and
+# guest's loop completes without error, all 384 blocks verifying in the guest and
 # in the backing file. Without -p the device disconnects cleanly, the client
 # exits non-zero with a message, and every block acknowledged before the kill
 # is in the backing file. Guest side: guest/persist.sh.
@@ -9,7 +9,7 @@
 vm_init persist
 ep_require
 
-BS=65536 N=1024
+BS=65536 N=384
 seed=$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
 disk=$VM_WORK/disk.img
 truncate -s $((2 * BS * N)) "$disk"
