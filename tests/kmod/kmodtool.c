@@ -10,6 +10,12 @@
  *                                   and read() one interrupt, print
  *                                   "VMTOOL-IRQ-GOT k n"; then the per-vector
  *                                   counts ("VMTOOL-IRQ-COUNTS c0 c1 ...")
+ *   irq-only DEV VEC SECS           count only vector VEC (SET_VECTORS), print
+ *                                   "VMTOOL-IRQ-ONLY-READY"; the host rings the
+ *                                   other vector, then VEC: read() must report 1,
+ *                                   the other vector's count must have grown,
+ *                                   and nothing more must be pending
+ *                                   ("VMTOOL-IRQ-ONLY-OK")
  *   hold DEV GOFILE                 open and map BAR and window, print
  *                                   "VMTOOL-HELD", wait for GOFILE to exist,
  *                                   then check that every operation reports
@@ -184,6 +190,61 @@ static int cmd_irq_lockstep(const char *dev, int rounds, int secs)
 	return 0;
 }
 
+static uint64_t vector_count(int fd, unsigned int v)
+{
+	struct npk_host_irq_counts c;
+
+	if (ioctl(fd, NPK_HOST_IOC_IRQ_COUNTS, &c))
+		die("NPK_HOST_IOC_IRQ_COUNTS: %s", strerror(errno));
+	return c.count[v];
+}
+
+static int cmd_irq_only(const char *dev, unsigned int vec, int secs)
+{
+	struct npk_host_info info;
+	struct pollfd pfd;
+	int fd = open_dev(dev, O_RDWR | O_NONBLOCK), i;
+	unsigned int other;
+	uint32_t mask = 1u << vec, bad = 0;
+	uint64_t n, other0;
+
+	get_info(fd, &info);
+	if (info.nvectors != 2 || vec > 1)
+		die("irq-only needs a 2-vector device and VEC 0 or 1 (device has %u)", info.nvectors);
+	other = 1 - vec;
+	if (ioctl(fd, NPK_HOST_IOC_SET_VECTORS, &bad) != -1 || errno != EINVAL)
+		die("SET_VECTORS with an empty mask: expected EINVAL, got %s", strerror(errno));
+	bad = 1u << info.nvectors;
+	if (ioctl(fd, NPK_HOST_IOC_SET_VECTORS, &bad) != -1 || errno != EINVAL)
+		die("SET_VECTORS 0x%x on %u vectors: expected EINVAL, got %s", bad,
+		    info.nvectors, strerror(errno));
+	if (ioctl(fd, NPK_HOST_IOC_SET_VECTORS, &mask))
+		die("SET_VECTORS 0x%x: %s", mask, strerror(errno));
+	other0 = vector_count(fd, other);
+	printf("VMTOOL-IRQ-ONLY-READY\n");
+	fflush(stdout);
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	if (poll(&pfd, 1, secs * 1000) != 1 || pfd.revents != POLLIN)
+		die("no interrupt of vector %u within %d s (revents 0x%x)", vec, secs, pfd.revents);
+	if (read(fd, &n, sizeof(n)) != sizeof(n))
+		die("read: %s", strerror(errno));
+	if (n != 1)
+		die("read reported %" PRIu64 " interrupts; the host rang vector %u once "
+		    "(and vector %u, which this file does not count)", n, vec, other);
+	/* The other vector's ring was delivered too, just not to this file. */
+	for (i = 0; vector_count(fd, other) == other0; i++) {
+		if (i > secs * 10)
+			die("vector %u's count stayed %" PRIu64 " for %d s after the host rang it",
+			    other, other0, secs);
+		usleep(100000);
+	}
+	if (read(fd, &n, sizeof(n)) != -1 || errno != EAGAIN)
+		die("vector %u's interrupt reached a file counting only vector %u", other, vec);
+	printf("VMTOOL-IRQ-ONLY-OK\n");
+	return 0;
+}
+
 static sigjmp_buf fault_jmp;
 
 static void on_sigbus(int sig)
@@ -264,9 +325,11 @@ int main(int argc, char **argv)
 		return cmd_rw(argv[2], NPK_HOST_REGION_WIN, argv[3], argv[4], 0);
 	if (argc == 5 && !strcmp(argv[1], "irq-lockstep"))
 		return cmd_irq_lockstep(argv[2], atoi(argv[3]), atoi(argv[4]));
+	if (argc == 5 && !strcmp(argv[1], "irq-only"))
+		return cmd_irq_only(argv[2], (unsigned int)atoi(argv[3]), atoi(argv[4]));
 	if (argc == 4 && !strcmp(argv[1], "hold"))
 		return cmd_hold(argv[2], argv[3]);
-	fprintf(stderr, "usage: %s info|bar-write|bar-read|win-write|win-read|irq-lockstep|hold ...\n"
+	fprintf(stderr, "usage: %s info|bar-write|bar-read|win-write|win-read|irq-lockstep|irq-only|hold ...\n"
 		"(see the comment at the top of tests/kmod/kmodtool.c)\n", argv[0]);
 	return 2;
 }

@@ -61,6 +61,10 @@ grep -q '^VMTOOL-IRQ-COUNTS 5 5$' /tmp/irq.out ||
     fail "per-vector interrupt counts '$(grep COUNTS /tmp/irq.out)', the host rang each of 2 vectors 5 times"
 expect_attr irq_count 10
 
+step irq-mask
+nbdpcie-kmodtool irq-only "$DEV" 1 60 || fail "a file counting only vector 1 misbehaved"
+expect_attr irq_count 12
+
 step in-use
 rm -f /tmp/go
 nbdpcie-kmodtool hold "$DEV" /tmp/go >/tmp/hold.out 2>&1 &

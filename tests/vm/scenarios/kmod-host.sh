@@ -120,4 +120,10 @@ for k in $(seq 10); do
     vm_wait "VMTOOL-IRQ-GOT $k " 60
 done
 vm_log "10 interrupts delivered one by one"
+# A file that counts vector 1 only: vector 0's ring must not wake it.
+vm_wait VMTOOL-IRQ-ONLY-READY 60
+echo "ring 0" >&7
+echo "ring 1" >&7
+vm_wait VMTOOL-IRQ-ONLY-OK 60
+vm_log "per-file vector mask honoured"
 vm_finish
