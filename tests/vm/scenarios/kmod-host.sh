@@ -9,8 +9,8 @@
 # Guest side: guest/kmod-host.sh.
 #
 # Besides tests/vm/lib.sh's environment: KMOD_TOOL, KMOD_DOORBELL (set by
-# tests/kmod/CMakeLists.txt; default: the build dir next to VM_LOG_DIR) and
-# NBDPCIE_KDIR (kernel build dir, default Debian's 6.1 headers).
+# tests/kmod/CMakeLists.txt; default: the build dir next to VM_LOG_DIR). The
+# module is built against /usr/src/linux-headers-<the guest kernel's release>.
 . "$(dirname "$0")/../lib.sh"
 vm_init kmod-host
 
@@ -41,7 +41,9 @@ for f in "$KMOD_TOOL" "$KMOD_DOORBELL"; do
 done
 
 vm_log "building the module into $VM_WORK/modules"
-sh "$src/tests/kmod/build-modules.sh" "$src" "$VM_WORK/modules" >"$VM_WORK/build.log" 2>&1 ||
+# Against the headers of the guest's kernel: vermagic must match it.
+kdir=/usr/src/linux-headers-${VM_KERNEL#/boot/vmlinuz-}
+sh "$src/tests/kmod/build-modules.sh" "$src" "$VM_WORK/modules" "$kdir" >"$VM_WORK/build.log" 2>&1 ||
     { cat "$VM_WORK/build.log"; vm_fail "module build failed"; }
 ko=$VM_WORK/modules/tree/kmod/nbd-pcie-host.ko
 
