@@ -280,8 +280,9 @@ int npc_cmd_attach(const struct npc_opts *o)
 	struct npc_nl_config cfg;
 	int fds[NPC_CONNECTIONS_MAX];
 	char err[1024] = "", perr[256];
-	int notify = -1, ret = NPC_EXIT_FAIL, r;
+	int notify = -1, ret = NPC_EXIT_FAIL, r, ctl = -1;
 	const char *pidfile = o->pidfile;
+	char who[400];
 	char defpid[64];
 	bool wrote_pid = false;
 	uint32_t index;
@@ -294,6 +295,8 @@ int npc_cmd_attach(const struct npc_opts *o)
 	}
 	npc_kernel->close(A.nl);
 	A.nl = NULL;
+	if (npc_ctl_refuse_if_held(o->link, o->device))
+		return NPC_EXIT_FAIL;
 	if (!o->nofork) {
 		int pexit;
 		r = npc_daemon_fork(&notify, &pexit);
@@ -316,7 +319,8 @@ int npc_cmd_attach(const struct npc_opts *o)
 	if (o->persist && npc_kernel->watch(A.nl, err, sizeof(err)))
 		npc_log(LOG_WARNING, "%s: %s (reconnecting without LINK_DEAD notifications)",
 			o->device, err);
-	if ((r = negotiate(&A, true, err, sizeof(err))) || (r = plan(&A, err, sizeof(err)))) {
+	if ((r = negotiate(&A, true, err, sizeof(err))) || (r = plan(&A, err, sizeof(err))) ||
+	    (r = ctl = npc_ctl_listen(o->link, err, sizeof(err))) < 0) {
 		npc_log(LOG_ERR, "%s: %s%s%s", o->device, err,
 			r == -ENOENT ? "; list the exports with nbd-pcie-client -l -pcie " : "",
 			r == -ENOENT ? o->link : "");
@@ -350,6 +354,7 @@ int npc_cmd_attach(const struct npc_opts *o)
 		A.index, o->name, A.size, A.block, A.n, A.n > 1 ? "s" : "",
 		npt_link_describe(npc_link_raw(A.k)),
 		(A.tflags & NBD_FLAG_READ_ONLY) ? ", read-only" : "");
+	snprintf(who, sizeof(who), "/dev/nbd%d (export '%s')", A.index, o->name);
 	npc_daemon_ready(notify);
 	notify = -1;
 
@@ -369,6 +374,8 @@ int npc_cmd_attach(const struct npc_opts *o)
 			disconnecting = true;
 			drain_deadline = time(NULL) + ATTACH_DRAIN_S;
 		}
+		if (A.k)
+			npc_ctl_serve(ctl, A.k, who);
 		if (disconnecting && time(NULL) > drain_deadline)
 			npc_flag_raise(&A.stop, 1);
 		r = npc_link_check(A.k);
@@ -430,6 +437,8 @@ int npc_cmd_attach(const struct npc_opts *o)
 	}
 out:
 	close_conns(&A);
+	if (ctl >= 0)
+		close(ctl);
 	if (wrote_pid)
 		unlink(pidfile);
 	npc_link_close(A.k);

@@ -276,4 +276,23 @@ int npc_remote_handshake(struct npc_link *k, const struct nbdp_client_opts *co, 
  * so anything beyond a few seconds means it is stuck. */
 #define NPC_HANDSHAKE_TIMEOUT_MS 10000
 
+/* ---------------------------------------------------------------- ctl.c */
+
+/* The control socket of the process that holds a link (abstract unix
+ * socket named after the link). listen: fd, or -EADDRINUSE if another
+ * process holds it. */
+int npc_ctl_listen(const char *link, char *err, size_t errlen);
+/* Answers waiting requests (non-blocking listen fd); who describes this
+ * process ("/dev/nbd0 export 'x'"). Runs LIST over k. */
+void npc_ctl_serve(int lfd, struct npc_link *k, const char *who);
+/* Asks the holder of link: 0 and "PID DESCRIPTION" in who, or -ECONNREFUSED /
+ * -ENOENT when no process holds it. */
+int npc_ctl_who(const char *link, char *who, size_t wholen);
+/* LIST through the holder: 0, -errno with err, or -ECONNREFUSED/-ENOENT
+ * when there is no holder (then open the link directly). */
+int npc_ctl_list(const char *link, void (*emit)(void *ctx, const char *name, const char *desc),
+		 void *ctx, char *err, size_t errlen);
+/* Logs who holds link and returns -EBUSY, or returns 0 when nobody does. */
+int npc_ctl_refuse_if_held(const char *link, const char *what);
+
 #endif /* HOST_CLIENT_INTERNAL_H */

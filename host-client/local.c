@@ -283,7 +283,8 @@ int npc_cmd_local(const struct npc_opts *o)
 {
 	struct local L = { .o = o };
 	char err[512];
-	int lfd = -1, notify = -1, ret = NPC_EXIT_FAIL, r;
+	int lfd = -1, notify = -1, ret = NPC_EXIT_FAIL, r, ctl = -1;
+	char who[160];
 	bool pidfile = false;
 
 	npc_signals_init();
@@ -299,16 +300,26 @@ int npc_cmd_local(const struct npc_opts *o)
 		if (r == 1)
 			return pexit;
 	}
+	if (npc_ctl_refuse_if_held(o->link, "-unix"))
+		return NPC_EXIT_FAIL;
 	if ((r = npc_link_open(o->link, &L.k, err, sizeof(err)))) {
 		npc_log(LOG_ERR, "%s", err);
+		return NPC_EXIT_FAIL;
+	}
+	ctl = npc_ctl_listen(o->link, err, sizeof(err));
+	if (ctl < 0) {
+		npc_log(LOG_ERR, "%s", err);
+		npc_link_close(L.k);
 		return NPC_EXIT_FAIL;
 	}
 	lfd = listen_unix(o->unix_path, err, sizeof(err));
 	if (lfd < 0) {
 		npc_log(LOG_ERR, "%s", err);
+		close(ctl);
 		npc_link_close(L.k);
 		return NPC_EXIT_FAIL;
 	}
+	snprintf(who, sizeof(who), "(-unix %s)", o->unix_path);
 	if (o->pidfile) {
 		if (npc_pidfile_write(o->pidfile, err, sizeof(err))) {
 			npc_log(LOG_ERR, "%s", err);
@@ -323,7 +334,8 @@ int npc_cmd_local(const struct npc_opts *o)
 
 	ret = NPC_EXIT_OK;
 	while (!npc_flag_read(&npc_stop_flag)) {
-		struct pollfd p = { .fd = lfd, .events = POLLIN };
+		struct pollfd p[2] = { { .fd = lfd, .events = POLLIN },
+				       { .fd = ctl, .events = POLLIN } };
 
 		r = npc_link_check(L.k);
 		if (r && r != -EAGAIN) {
@@ -332,10 +344,14 @@ int npc_cmd_local(const struct npc_opts *o)
 			ret = NPC_EXIT_FAIL;
 			break;
 		}
-		if (poll(&p, 1, LOCAL_TICK_MS) <= 0) {
+		if (poll(p, 2, LOCAL_TICK_MS) <= 0) {
 			reap_conns(&L, false);
 			continue;
 		}
+		if (p[1].revents)
+			npc_ctl_serve(ctl, L.k, who);
+		if (!p[0].revents)
+			continue;
 		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
@@ -370,6 +386,7 @@ int npc_cmd_local(const struct npc_opts *o)
 	pthread_mutex_destroy(&L.mu);
 out:
 	close(lfd);
+	close(ctl);
 	unlink(o->unix_path);
 	if (pidfile)
 		unlink(o->pidfile);

@@ -64,10 +64,26 @@ unknown-export)  # asking for an export the EP does not have fails with its mess
     if out=$(nbdinfo "$(uri nosuch)" 2>&1); then die "nbdinfo succeeded: $out"; fi
     grep -q "nosuch" "$WORK/client.log" || die "client log does not name the export"
     ;;
-list-cmd)  # nbd-pcie-client -l prints the export names
+list-cmd)  # -l while a -unix process holds the link: answered by that process, which keeps serving
     e2e_start 16M
     out=$("$CLIENT" -l -pcie "shm:$SHM")
     [ "$out" = "scratch" ] || die "-l printed '$out'"
+    [ "$(nbdinfo --size "$(uri)")" = 16777216 ] || die "the -unix process stopped serving"
+    kill -0 "$CLI_PID" || die "the -unix process died"
+    ;;
+list-direct)  # -l with no process holding the link opens it itself
+    e2e_start_server 16M
+    out=$("$CLIENT" -l -pcie "shm:$SHM")
+    [ "$out" = "scratch" ] || die "-l printed '$out'"
+    ;;
+second-host-refused)  # one host process per link: a second -unix is refused, the first keeps serving
+    e2e_start 16M
+    set +e
+    out=$("$CLIENT" -n -pcie "shm:$SHM" -unix "$WORK/second.sock" 2>&1); rc=$?
+    set -e
+    [ $rc -eq 1 ] || die "second -unix exit $rc"
+    grep -q "is held by nbd-pcie-client pid $CLI_PID" <<<"$out" || die "said: $out"
+    [ "$(nbdinfo --size "$(uri)")" = 16777216 ] || die "the first process stopped serving"
     ;;
 nbd-client-list)  # Debian's nbd-client 3.24 lists the exports through the local socket
     e2e_start 16M

@@ -436,6 +436,29 @@ static void unknown_export_refused_before_the_kernel_is_touched(void **state)
 	assert_int_equal(K.connects, 0);
 }
 
+static void second_process_on_the_same_link_is_refused(void **state)
+{
+	struct env *e = *state;
+	char *argv[] = { "nbd-pcie-client", "-n", "-pcie", e->link, "-N", "scratch", "/dev/nbd4",
+			 NULL };
+	struct npc_opts o2;
+	char err[256];
+	uint8_t data[512] = { 9 }, back[512];
+
+	start_server(e, "16M");
+	start_attach(e, NULL, NULL);
+	assert_true(wait_until(&K.connects, 1, 10000));
+	/* Another attach of the same link (here: in this process) must not
+	 * take the link over: it is refused, the first device keeps working. */
+	assert_int_equal(npc_cli_parse(7, argv, &o2, err, sizeof(err)), 0);
+	assert_int_equal(npc_cmd_attach(&o2), NPC_EXIT_FAIL);
+	assert_int_equal(K.connects, 1);
+	assert_int_equal(kio(0, NBD_CMD_WRITE, 0, sizeof(data), data), 0);
+	assert_int_equal(kio(0, NBD_CMD_READ, 0, sizeof(back), back), 0);
+	assert_memory_equal(back, data, sizeof(data));
+	assert_int_equal(stop_attach(e, true), NPC_EXIT_OK);
+}
+
 static void more_connections_than_channels_refused(void **state)
 {
 	struct env *e = *state;
@@ -458,6 +481,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(persist_replaces_a_connection_the_kernel_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(persist_refuses_export_whose_size_changed, setup, teardown),
 		cmocka_unit_test_setup_teardown(unknown_export_refused_before_the_kernel_is_touched, setup, teardown),
+		cmocka_unit_test_setup_teardown(second_process_on_the_same_link_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(more_connections_than_channels_refused, setup, teardown),
 	};
 

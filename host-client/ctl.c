@@ -1,0 +1,232 @@
+/* One host process per link. The transport lets one host attach to a link
+ * at a time: a second host attaching takes the link over and the EP drops
+ * every channel of the first (docs/transport.md, host attach). So the
+ * process that holds a link (a device relay or a -unix server) also listens
+ * on an abstract unix socket named after the link, and every other
+ * nbd-pcie-client asks there before touching the link:
+ *   -l is answered by the owner over its own link;
+ *   attach and -unix are refused with who holds the link.
+ * Abstract names vanish with the process: nothing to clean up.
+ *
+ * Protocol: one request line, answer lines, then the owner closes.
+ *   "WHO\n"  -> "PID <pid> <description>\n"
+ *   "LIST\n" -> "E <name>\t<description>\n"... then "OK\n" or "ERR <message>\n" */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <nbdproto/client.h>
+
+#include "internal.h"
+
+/* How long a client waits for the owner's answer: a LIST is one handshake
+ * over the link, well within the handshake timeout. */
+#define CTL_REPLY_TIMEOUT_MS (NPC_HANDSHAKE_TIMEOUT_MS + 2000)
+
+static socklen_t ctl_addr(const char *link, struct sockaddr_un *a)
+{
+	int n;
+
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	/* sun_path[0] = 0: the abstract namespace. Longer link strings are
+	 * cut; two links sharing the first ~90 bytes would share an owner. */
+	n = snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "nbd-pcie-client:%s", link);
+	if (n > (int)sizeof(a->sun_path) - 2)
+		n = (int)sizeof(a->sun_path) - 2;
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+int npc_ctl_listen(const char *link, char *err, size_t errlen)
+{
+	struct sockaddr_un a;
+	socklen_t len = ctl_addr(link, &a);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&a, len) || listen(fd, 8)) {
+		int e = -errno;
+		close(fd);
+		if (e == -EADDRINUSE)
+			snprintf(err, errlen, "-pcie %s: another nbd-pcie-client holds this link", link);
+		else
+			snprintf(err, errlen, "-pcie %s: control socket: %s", link, strerror(-e));
+		return e;
+	}
+	return fd;
+}
+
+/* Connects to the owner of link; -ECONNREFUSED / -ENOENT when there is none. */
+static int ctl_connect(const char *link)
+{
+	struct sockaddr_un a;
+	socklen_t len = ctl_addr(link, &a);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&a, len)) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	return fd;
+}
+
+/* Reads one line (without the newline) within the reply timeout. */
+static int read_line(int fd, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	while (n + 1 < len) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		char c;
+
+		if (poll(&p, 1, CTL_REPLY_TIMEOUT_MS) <= 0)
+			return -ETIMEDOUT;
+		ssize_t r = read(fd, &c, 1);
+		if (r <= 0)
+			return n ? (buf[n] = '\0', 0) : -ECONNRESET;
+		if (c == '\n')
+			break;
+		buf[n++] = c;
+	}
+	buf[n] = '\0';
+	return 0;
+}
+
+int npc_ctl_who(const char *link, char *who, size_t wholen)
+{
+	int fd = ctl_connect(link), r;
+
+	if (fd < 0)
+		return fd;
+	if (write(fd, "WHO\n", 4) != 4) {
+		close(fd);
+		return -EIO;
+	}
+	r = read_line(fd, who, wholen);
+	close(fd);
+	if (r)
+		return r;
+	if (strncmp(who, "PID ", 4) == 0)
+		memmove(who, who + 4, strlen(who + 4) + 1);
+	return 0;
+}
+
+int npc_ctl_list(const char *link, void (*emit)(void *ctx, const char *name, const char *desc),
+		 void *ctx, char *err, size_t errlen)
+{
+	char line[2 * NBDP_NAME_MAX + 64];
+	int fd = ctl_connect(link), r;
+
+	if (fd < 0)
+		return fd;   /* no owner: the caller opens the link itself */
+	if (write(fd, "LIST\n", 5) != 5) {
+		close(fd);
+		return -EIO;
+	}
+	for (;;) {
+		if ((r = read_line(fd, line, sizeof(line)))) {
+			snprintf(err, errlen, "the nbd-pcie-client holding the link did not answer: %s",
+				 strerror(-r));
+			break;
+		}
+		if (strncmp(line, "E ", 2) == 0) {
+			char *tab = strchr(line + 2, '\t');
+			if (tab)
+				*tab++ = '\0';
+			emit(ctx, line + 2, tab ? tab : "");
+			continue;
+		}
+		if (strcmp(line, "OK") == 0) {
+			r = 0;
+			break;
+		}
+		snprintf(err, errlen, "%s", strncmp(line, "ERR ", 4) == 0 ? line + 4 : line);
+		r = -EIO;
+		break;
+	}
+	close(fd);
+	return r;
+}
+
+/* ------------------------------------------------------------ the owner */
+
+struct list_out {
+	int fd;
+};
+
+static void write_all(int fd, const char *s, size_t len)
+{
+	while (len) {
+		ssize_t n = send(fd, s, len, MSG_NOSIGNAL);
+		if (n <= 0)
+			return;
+		s += n;
+		len -= (size_t)n;
+	}
+}
+
+static void emit_line(void *ctx, const char *name, const char *desc)
+{
+	struct list_out *o = ctx;
+	char line[2 * NBDP_NAME_MAX + 64];
+	int n = snprintf(line, sizeof(line), "E %s\t%s\n", name, desc ? desc : "");
+
+	/* Names with a newline or tab cannot travel in this line format. */
+	if (strpbrk(name, "\n\t") || (desc && strchr(desc, '\n')))
+		return;
+	write_all(o->fd, line, n < (int)sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+void npc_ctl_serve(int lfd, struct npc_link *k, const char *who)
+{
+	int fd;
+
+	while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+		char req[16];
+		struct timeval tv = { .tv_sec = 1 };
+
+		/* A peer that connects and says nothing must not stall the relay's
+		 * owner: one second for the request line. */
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		if (read_line(fd, req, sizeof(req)) == 0) {
+			if (strcmp(req, "WHO") == 0) {
+				char line[512];
+				int n = snprintf(line, sizeof(line), "PID %ld %s\n", (long)getpid(), who);
+				write_all(fd, line, n < (int)sizeof(line) ? (size_t)n : sizeof(line) - 1);
+			} else if (strcmp(req, "LIST") == 0) {
+				struct list_out o = { fd };
+				struct nbdp_client_opts co = { .goal = NBDP_GOAL_LIST, .export_name = "",
+							       .on_list = emit_line, .list_ctx = &o };
+				char err[512], line[600];
+				int r = npc_remote_handshake(k, &co, NPC_HANDSHAKE_TIMEOUT_MS, NULL, NULL,
+							     err, sizeof(err));
+				int n = r ? snprintf(line, sizeof(line), "ERR %s\n", err)
+					  : snprintf(line, sizeof(line), "OK\n");
+				write_all(fd, line, n < (int)sizeof(line) ? (size_t)n : sizeof(line) - 1);
+			}
+		}
+		close(fd);
+	}
+}
+
+int npc_ctl_refuse_if_held(const char *link, const char *what)
+{
+	char who[512];
+
+	if (npc_ctl_who(link, who, sizeof(who)))
+		return 0;
+	npc_log(LOG_ERR, "%s: -pcie %s is held by nbd-pcie-client pid %s; a link serves one host process at a time: detach that first (nbd-pcie-client -d), or serve everything from one -unix process",
+		what, link, who);
+	return -EBUSY;
+}
