@@ -10,7 +10,10 @@
  *
  * Protocol: one request line, answer lines, then the owner closes.
  *   "WHO\n"  -> "PID <pid> <description>\n"
- *   "LIST\n" -> "E <name>\t<description>\n"... then "OK\n" or "ERR <message>\n" */
+ *   "LIST\n" -> "E <name>\t<description>\n"... then "OK\n" or "ERR <message>\n"
+ *   "ATTACH\n" then "<key> <value>\n" lines and "END\n" (a device holder
+ *            attaches one more device over its link)
+ *            -> "OK <message>\n" or "ERR <message>\n" */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
@@ -159,6 +162,90 @@ int npc_ctl_list(const char *link, void (*emit)(void *ctx, const char *name, con
 	return r;
 }
 
+/* ATTACH request: the options that describe a device. */
+int npc_ctl_attach(const struct npc_opts *o, char *msg, size_t msglen)
+{
+	char req[NBDP_NAME_MAX + 1024];
+	int fd = ctl_connect(o->link), r, n;
+
+	if (fd < 0)
+		return fd;   /* no holder: this process attaches itself */
+	if (strpbrk(o->name, "\n") || (o->identifier && strchr(o->identifier, '\n'))) {
+		close(fd);
+		snprintf(msg, msglen, "export name or identifier with a newline");
+		return -EINVAL;
+	}
+	n = snprintf(req, sizeof(req),
+		     "ATTACH\nname %s\nindex %d\nbs %u\nsize %llu\ntimeout %llu\ndead %llu\n"
+		     "conns %u\npersist %d\nreadonly %d\nnooptgo %d\nswap %d\nident %s\nEND\n",
+		     o->name, o->dev_index, o->block_size, (unsigned long long)o->size,
+		     (unsigned long long)o->timeout, (unsigned long long)o->dead_timeout,
+		     o->connections, o->persist, o->readonly, o->no_optgo, o->swap,
+		     o->identifier ? o->identifier : "");
+	if (n >= (int)sizeof(req) || write(fd, req, (size_t)n) != n) {
+		close(fd);
+		snprintf(msg, msglen, "cannot send the request to the process holding the link");
+		return -EIO;
+	}
+	r = read_line(fd, req, sizeof(req));
+	close(fd);
+	if (r) {
+		snprintf(msg, msglen, "the process holding the link did not answer: %s", strerror(-r));
+		return -EIO;
+	}
+	if (strncmp(req, "OK ", 3) == 0) {
+		snprintf(msg, msglen, "%s", req + 3);
+		return 0;
+	}
+	snprintf(msg, msglen, "%s", strncmp(req, "ERR ", 4) == 0 ? req + 4 : req);
+	return -EIO;
+}
+
+/* Reads an ATTACH request body into *o; strings live in buf. */
+static int read_attach(int fd, struct npc_opts *o, char *name, char *ident)
+{
+	char line[NBDP_NAME_MAX + 64];
+	unsigned long long v;
+
+	memset(o, 0, sizeof(*o));
+	o->mode = NPC_MODE_ATTACH;
+	o->name = name;
+	name[0] = ident[0] = '\0';
+	for (;;) {
+		if (read_line(fd, line, sizeof(line)))
+			return -EPROTO;
+		if (strcmp(line, "END") == 0)
+			break;
+		char *val = strchr(line, ' ');
+		if (!val)
+			return -EPROTO;
+		*val++ = '\0';
+		if (!strcmp(line, "name"))
+			snprintf(name, NBDP_NAME_MAX + 1, "%s", val);
+		else if (!strcmp(line, "ident"))
+			snprintf(ident, 256, "%s", val);
+		else {
+			v = strtoull(val, NULL, 10);
+			if (!strcmp(line, "index")) o->dev_index = (int)v;
+			else if (!strcmp(line, "bs")) o->block_size = (uint32_t)v;
+			else if (!strcmp(line, "size")) o->size = v;
+			else if (!strcmp(line, "timeout")) o->timeout = v;
+			else if (!strcmp(line, "dead")) o->dead_timeout = v;
+			else if (!strcmp(line, "conns")) o->connections = (unsigned)v;
+			else if (!strcmp(line, "persist")) o->persist = v != 0;
+			else if (!strcmp(line, "readonly")) o->readonly = v != 0;
+			else if (!strcmp(line, "nooptgo")) o->no_optgo = v != 0;
+			else if (!strcmp(line, "swap")) o->swap = v != 0;
+			else return -EPROTO;
+		}
+	}
+	if (ident[0])
+		o->identifier = ident;
+	if (o->connections < 1 || o->connections > NPC_CONNECTIONS_MAX || o->dev_index < 0)
+		return -EPROTO;
+	return 0;
+}
+
 /* ------------------------------------------------------------ the owner */
 
 struct list_out {
@@ -188,7 +275,9 @@ static void emit_line(void *ctx, const char *name, const char *desc)
 	write_all(o->fd, line, n < (int)sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
-void npc_ctl_serve(int lfd, struct npc_link *k, const char *who)
+void npc_ctl_serve(int lfd, struct npc_link *k, const char *who,
+		   int (*attach)(void *ctx, const struct npc_opts *o, char *msg, size_t msglen),
+		   void *ctx)
 {
 	int fd;
 
@@ -213,6 +302,23 @@ void npc_ctl_serve(int lfd, struct npc_link *k, const char *who)
 							     err, sizeof(err));
 				int n = r ? snprintf(line, sizeof(line), "ERR %s\n", err)
 					  : snprintf(line, sizeof(line), "OK\n");
+				write_all(fd, line, n < (int)sizeof(line) ? (size_t)n : sizeof(line) - 1);
+			} else if (strcmp(req, "ATTACH") == 0) {
+				static char name[NBDP_NAME_MAX + 1], ident[256];
+				struct npc_opts o;
+				char msg[1024], line[1100];
+				int r = read_attach(fd, &o, name, ident);
+				int n;
+
+				if (r)
+					snprintf(msg, sizeof(msg), "malformed attach request");
+				else if (!attach)
+					snprintf(msg, sizeof(msg), "the link is held by %s, which serves no devices: attach through its socket with nbd-client -u", who);
+				else
+					r = attach(ctx, &o, msg, sizeof(msg));
+				if (!r && !attach)
+					r = -EBUSY;
+				n = snprintf(line, sizeof(line), "%s %s\n", r ? "ERR" : "OK", msg);
 				write_all(fd, line, n < (int)sizeof(line) ? (size_t)n : sizeof(line) - 1);
 			}
 		}

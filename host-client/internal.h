@@ -283,8 +283,15 @@ int npc_remote_handshake(struct npc_link *k, const struct nbdp_client_opts *co, 
  * process holds it. */
 int npc_ctl_listen(const char *link, char *err, size_t errlen);
 /* Answers waiting requests (non-blocking listen fd); who describes this
- * process ("/dev/nbd0 export 'x'"). Runs LIST over k. */
-void npc_ctl_serve(int lfd, struct npc_link *k, const char *who);
+ * process ("/dev/nbd0 export 'x'"). Runs LIST over k; ATTACH through
+ * attach() (NULL: refused), which fills msg either way. */
+void npc_ctl_serve(int lfd, struct npc_link *k, const char *who,
+		   int (*attach)(void *ctx, const struct npc_opts *o, char *msg, size_t msglen),
+		   void *ctx);
+/* Asks the holder of o->link to attach the device of o: 0 (msg: what was
+ * attached), -errno with msg, or -ECONNREFUSED/-ENOENT when there is no
+ * holder (then attach in this process). */
+int npc_ctl_attach(const struct npc_opts *o, char *msg, size_t msglen);
 /* Asks the holder of link: 0 and "PID DESCRIPTION" in who, or -ECONNREFUSED /
  * -ENOENT when no process holds it. */
 int npc_ctl_who(const char *link, char *who, size_t wholen);

@@ -349,7 +349,7 @@ int npc_cmd_local(const struct npc_opts *o)
 			continue;
 		}
 		if (p[1].revents)
-			npc_ctl_serve(ctl, L.k, who);
+			npc_ctl_serve(ctl, L.k, who, NULL, NULL);
 		if (!p[0].revents)
 			continue;
 		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);

@@ -31,13 +31,18 @@ static const char *server_bin;
 
 /* --------------------------------------------------------- fake kernel */
 
-struct fk {
-	pthread_mutex_t mu;
+struct fk_dev {
 	int fds[NPC_CONNECTIONS_MAX];
 	unsigned n;
-	int connects, reconfigs, disconnects;
 	struct npc_nl_config cfg;
 	char ident[320];
+};
+
+/* What the kernel holds per device index (the tests use /dev/nbd3, nbd4). */
+struct fk {
+	pthread_mutex_t mu;
+	struct fk_dev dev[8];
+	int connects, reconfigs, disconnects;
 };
 
 static struct fk K;
@@ -54,18 +59,22 @@ static void fk_close(void *ctx)
 
 static void take_fds(const struct npc_nl_config *c)
 {
-	for (unsigned i = 0; i < K.n; i++)
-		close(K.fds[i]);
+	struct fk_dev *d = &K.dev[c->index];
+
+	for (unsigned i = 0; i < d->n; i++)
+		close(d->fds[i]);
 	for (unsigned i = 0; i < c->nfds; i++)
-		K.fds[i] = fcntl(c->fds[i], F_DUPFD_CLOEXEC, 0);
-	K.n = c->nfds;
+		d->fds[i] = fcntl(c->fds[i], F_DUPFD_CLOEXEC, 0);
+	d->n = c->nfds;
 }
 
 static int fk_connect(void *ctx, const struct npc_nl_config *c, uint32_t *index)
 {
 	pthread_mutex_lock(&K.mu);
-	K.cfg = *c;
-	snprintf(K.ident, sizeof(K.ident), "%s", c->identifier ? c->identifier : "");
+	assert_true(c->index >= 0 && c->index < 8);
+	K.dev[c->index].cfg = *c;
+	snprintf(K.dev[c->index].ident, sizeof(K.dev[c->index].ident), "%s",
+		 c->identifier ? c->identifier : "");
 	take_fds(c);
 	*index = (uint32_t)c->index;
 	K.connects++;
@@ -77,9 +86,9 @@ static int fk_reconfigure(void *ctx, const struct npc_nl_config *c)
 {
 	pthread_mutex_lock(&K.mu);
 	/* The kernel checks these; so does the fake. */
-	assert_int_equal(c->index, K.cfg.index);
-	assert_string_equal(c->identifier, K.ident);
-	assert_int_equal(c->nfds, K.n);
+	assert_int_equal(c->index, K.dev[c->index].cfg.index);
+	assert_string_equal(c->identifier, K.dev[c->index].ident);
+	assert_int_equal(c->nfds, K.dev[c->index].n);
 	take_fds(c);
 	K.reconfigs++;
 	pthread_mutex_unlock(&K.mu);
@@ -93,10 +102,10 @@ static int fk_disconnect(void *ctx, int index)
 
 	nbd_request_encode(hdr, &q);
 	pthread_mutex_lock(&K.mu);
-	for (unsigned i = 0; i < K.n; i++) {
-		ssize_t w = send(K.fds[i], hdr, sizeof(hdr), MSG_NOSIGNAL | MSG_DONTWAIT);
+	for (unsigned i = 0; i < K.dev[index].n; i++) {
+		ssize_t w = send(K.dev[index].fds[i], hdr, sizeof(hdr), MSG_NOSIGNAL | MSG_DONTWAIT);
 		(void)w;
-		shutdown(K.fds[i], SHUT_RDWR);
+		shutdown(K.dev[index].fds[i], SHUT_RDWR);
 	}
 	K.disconnects++;
 	pthread_mutex_unlock(&K.mu);
@@ -118,8 +127,9 @@ static const struct npc_kernel_ops fake_kernel = {
 	.disconnect = fk_disconnect, .watch = fk_watch, .link_dead = fk_link_dead,
 };
 
-/* One synchronous NBD request over connection i, as the kernel would send it. */
-static uint32_t kio(unsigned i, uint16_t type, uint64_t off, uint32_t len, void *buf)
+/* One synchronous NBD request over connection i of device dev, as the
+ * kernel would send it. */
+static uint32_t kio_dev(int dev, unsigned i, uint16_t type, uint64_t off, uint32_t len, void *buf)
 {
 	struct nbd_request q = { .type = type, .cookie = 0x1000 + off, .offset = off, .length = len };
 	struct nbd_simple_reply rep;
@@ -127,7 +137,7 @@ static uint32_t kio(unsigned i, uint16_t type, uint64_t off, uint32_t len, void 
 	int fd;
 
 	pthread_mutex_lock(&K.mu);
-	fd = K.fds[i];
+	fd = K.dev[dev].fds[i];
 	pthread_mutex_unlock(&K.mu);
 	nbd_request_encode(hdr, &q);
 	assert_int_equal(send(fd, hdr, sizeof(hdr), MSG_NOSIGNAL), sizeof(hdr));
@@ -139,6 +149,11 @@ static uint32_t kio(unsigned i, uint16_t type, uint64_t off, uint32_t len, void 
 	if (type == NBD_CMD_READ && rep.error == 0)
 		assert_int_equal(recv(fd, buf, len, MSG_WAITALL), len);
 	return rep.error;
+}
+
+static uint32_t kio(unsigned i, uint16_t type, uint64_t off, uint32_t len, void *buf)
+{
+	return kio_dev(3, i, type, off, len, buf);
 }
 
 /* ------------------------------------------------------ EP server, attach */
@@ -257,9 +272,11 @@ static int setup(void **state)
 	snprintf(e->shm, sizeof(e->shm), "/dev/shm/npc-attach-%d-%d", (int)getpid(), seq);
 	snprintf(e->link, sizeof(e->link), "shm:%s", e->shm);
 	pthread_mutex_lock(&K.mu);
-	for (unsigned i = 0; i < K.n; i++)
-		close(K.fds[i]);
-	K.n = 0;
+	for (unsigned d = 0; d < 8; d++) {
+		for (unsigned i = 0; i < K.dev[d].n; i++)
+			close(K.dev[d].fds[i]);
+		K.dev[d].n = 0;
+	}
 	K.connects = K.reconfigs = K.disconnects = 0;
 	pthread_mutex_unlock(&K.mu);
 	*state = e;
@@ -291,15 +308,15 @@ static void connect_carries_export_and_options(void **state)
 	start_server(e, "64M");
 	start_attach(e, "-C", "2");
 	assert_true(wait_until(&K.connects, 1, 10000));
-	assert_int_equal(K.cfg.index, 3);
-	assert_int_equal(K.cfg.size, 64u << 20);
-	assert_int_equal(K.cfg.block_size, 512);
-	assert_int_equal(K.cfg.nfds, 2);
-	assert_true(K.cfg.server_flags & NBD_FLAG_HAS_FLAGS);
-	assert_true(K.cfg.server_flags & NBD_FLAG_CAN_MULTI_CONN);
-	assert_false(K.cfg.server_flags & NBD_FLAG_READ_ONLY);
+	assert_int_equal(K.dev[3].cfg.index, 3);
+	assert_int_equal(K.dev[3].cfg.size, 64u << 20);
+	assert_int_equal(K.dev[3].cfg.block_size, 512);
+	assert_int_equal(K.dev[3].cfg.nfds, 2);
+	assert_true(K.dev[3].cfg.server_flags & NBD_FLAG_HAS_FLAGS);
+	assert_true(K.dev[3].cfg.server_flags & NBD_FLAG_CAN_MULTI_CONN);
+	assert_false(K.dev[3].cfg.server_flags & NBD_FLAG_READ_ONLY);
 	snprintf(want, sizeof(want), "nbd-pcie:%s:scratch", e->link);
-	assert_string_equal(K.ident, want);
+	assert_string_equal(K.dev[3].ident, want);
 	assert_int_equal(stop_attach(e, true), NPC_EXIT_OK);
 }
 
@@ -350,7 +367,7 @@ static void readonly_option_sets_flag_and_refuses_writes(void **state)
 	start_server(e, "16M");
 	start_attach(e, "-R", NULL);
 	assert_true(wait_until(&K.connects, 1, 10000));
-	assert_true(K.cfg.server_flags & NBD_FLAG_READ_ONLY);
+	assert_true(K.dev[3].cfg.server_flags & NBD_FLAG_READ_ONLY);
 	assert_int_equal(kio(0, NBD_CMD_WRITE, 0, sizeof(data), data), NBD_EPERM);
 	assert_int_equal(stop_attach(e, true), NPC_EXIT_OK);
 }
@@ -378,7 +395,7 @@ static void persist_reconnects_with_new_sockets_after_ep_restart(void **state)
 	start_server(e, "32M");
 	start_attach(e, "-p", NULL);
 	assert_true(wait_until(&K.connects, 1, 10000));
-	assert_int_equal(K.cfg.dead_timeout, 120);   /* -p default */
+	assert_int_equal(K.dev[3].cfg.dead_timeout, 120);   /* -p default */
 	assert_int_equal(kio(0, NBD_CMD_WRITE, 4096, sizeof(data), data), 0);
 	assert_int_equal(kio(0, NBD_CMD_FLUSH, 0, 0, NULL), 0);
 	kill_server(e);
@@ -402,7 +419,7 @@ static void persist_replaces_a_connection_the_kernel_dropped(void **state)
 	assert_int_equal(kio(0, NBD_CMD_WRITE, 0, sizeof(data), data), 0);
 	/* What the kernel does on a request timeout: shut the socket, no DISC. */
 	pthread_mutex_lock(&K.mu);
-	shutdown(K.fds[0], SHUT_RDWR);
+	shutdown(K.dev[3].fds[0], SHUT_RDWR);
 	pthread_mutex_unlock(&K.mu);
 	assert_true(wait_until(&K.reconfigs, 1, 20000));
 	assert_int_equal(kio(0, NBD_CMD_READ, 0, sizeof(back), back), 0);
@@ -436,26 +453,37 @@ static void unknown_export_refused_before_the_kernel_is_touched(void **state)
 	assert_int_equal(K.connects, 0);
 }
 
-static void second_process_on_the_same_link_is_refused(void **state)
+static void second_device_on_the_same_link_is_served_by_the_holder(void **state)
 {
 	struct env *e = *state;
-	char *argv[] = { "nbd-pcie-client", "-n", "-pcie", e->link, "-N", "scratch", "/dev/nbd4",
-			 NULL };
+	char *argv[] = { "nbd-pcie-client", "-n", "-pcie", e->link, "-N", "scratch", "-R",
+			 "/dev/nbd4", NULL };
 	struct npc_opts o2;
 	char err[256];
-	uint8_t data[512] = { 9 }, back[512];
+	uint8_t data[512], back[512];
 
+	memset(data, 0x44, sizeof(data));
 	start_server(e, "16M");
 	start_attach(e, NULL, NULL);
 	assert_true(wait_until(&K.connects, 1, 10000));
-	/* Another attach of the same link (here: in this process) must not
-	 * take the link over: it is refused, the first device keeps working. */
-	assert_int_equal(npc_cli_parse(7, argv, &o2, err, sizeof(err)), 0);
-	assert_int_equal(npc_cmd_attach(&o2), NPC_EXIT_FAIL);
-	assert_int_equal(K.connects, 1);
+	/* A second attach of the same link (here: from this process) must not
+	 * take the link over: the holder attaches it and the starter returns. */
+	assert_int_equal(npc_cli_parse(8, argv, &o2, err, sizeof(err)), 0);
+	assert_int_equal(npc_cmd_attach(&o2), NPC_EXIT_OK);
+	assert_int_equal(K.connects, 2);
+	pthread_mutex_lock(&K.mu);
+	assert_int_equal(K.dev[4].cfg.index, 4);
+	assert_true(K.dev[4].cfg.server_flags & NBD_FLAG_READ_ONLY);
+	pthread_mutex_unlock(&K.mu);
+	/* Both devices work; the first one was not disturbed. */
 	assert_int_equal(kio(0, NBD_CMD_WRITE, 0, sizeof(data), data), 0);
-	assert_int_equal(kio(0, NBD_CMD_READ, 0, sizeof(back), back), 0);
+	assert_int_equal(kio_dev(4, 0, NBD_CMD_READ, 0, sizeof(back), back), 0);
 	assert_memory_equal(back, data, sizeof(data));
+	assert_int_equal(kio_dev(4, 0, NBD_CMD_WRITE, 0, sizeof(data), data), NBD_EPERM);
+	/* -d of the second device: the holder keeps serving the first. */
+	fk_disconnect(&K, 4);
+	usleep(200000);
+	assert_int_equal(kio(0, NBD_CMD_READ, 0, sizeof(back), back), 0);
 	assert_int_equal(stop_attach(e, true), NPC_EXIT_OK);
 }
 
@@ -481,7 +509,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(persist_replaces_a_connection_the_kernel_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(persist_refuses_export_whose_size_changed, setup, teardown),
 		cmocka_unit_test_setup_teardown(unknown_export_refused_before_the_kernel_is_touched, setup, teardown),
-		cmocka_unit_test_setup_teardown(second_process_on_the_same_link_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(second_device_on_the_same_link_is_served_by_the_holder, setup, teardown),
 		cmocka_unit_test_setup_teardown(more_connections_than_channels_refused, setup, teardown),
 	};
 
