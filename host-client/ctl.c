@@ -106,22 +106,35 @@ static int read_line(int fd, char *buf, size_t len)
 	return 0;
 }
 
+/* Sends a request; errors are left to the answer (or its absence). */
+static void send_req(int fd, const char *req, size_t len)
+{
+	while (len) {
+		ssize_t n = send(fd, req, len, MSG_NOSIGNAL);
+		if (n <= 0)
+			return;
+		req += n;
+		len -= (size_t)n;
+	}
+}
+
 int npc_ctl_who(const char *link, char *who, size_t wholen)
 {
 	int fd = ctl_connect(link), r;
 
 	if (fd < 0)
 		return fd;
-	if (write(fd, "WHO\n", 4) != 4) {
-		close(fd);
-		return -EIO;
-	}
+	/* A refusal may come before the request is read: a failed send still
+	 * leaves the answer to read (and must not raise SIGPIPE). */
+	send_req(fd, "WHO\n", 4);
 	r = read_line(fd, who, wholen);
 	close(fd);
 	if (r)
 		return r;
 	if (strncmp(who, "PID ", 4) == 0)
 		memmove(who, who + 4, strlen(who + 4) + 1);
+	else
+		snprintf(who, wholen, "(unknown: %s)", who[0] ? who : "no answer");
 	return 0;
 }
 
@@ -133,10 +146,7 @@ int npc_ctl_list(const char *link, void (*emit)(void *ctx, const char *name, con
 
 	if (fd < 0)
 		return fd;   /* no owner: the caller opens the link itself */
-	if (write(fd, "LIST\n", 5) != 5) {
-		close(fd);
-		return -EIO;
-	}
+	send_req(fd, "LIST\n", 5);
 	for (;;) {
 		if ((r = read_line(fd, line, sizeof(line)))) {
 			snprintf(err, errlen, "the nbd-pcie-client holding the link did not answer: %s",
@@ -182,11 +192,12 @@ int npc_ctl_attach(const struct npc_opts *o, char *msg, size_t msglen)
 		     (unsigned long long)o->timeout, (unsigned long long)o->dead_timeout,
 		     o->connections, o->persist, o->readonly, o->no_optgo, o->swap,
 		     o->identifier ? o->identifier : "");
-	if (n >= (int)sizeof(req) || write(fd, req, (size_t)n) != n) {
+	if (n >= (int)sizeof(req)) {
 		close(fd);
-		snprintf(msg, msglen, "cannot send the request to the process holding the link");
-		return -EIO;
+		snprintf(msg, msglen, "attach request too long");
+		return -EINVAL;
 	}
+	send_req(fd, req, (size_t)n);
 	r = read_line(fd, req, sizeof(req));
 	close(fd);
 	if (r) {
@@ -288,7 +299,20 @@ void npc_ctl_serve(int lfd, struct npc_link *k, const char *who,
 		/* A peer that connects and says nothing must not stall the relay's
 		 * owner: one second for the request line. */
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		if (read_line(fd, req, sizeof(req)) == 0) {
+		/* Abstract sockets have no file permissions: only root and the
+		 * holder's own user may ask it anything (an ATTACH runs with the
+		 * holder's privileges). */
+		struct ucred cred;
+		socklen_t cl = sizeof(cred);
+		int got = read_line(fd, req, sizeof(req));
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) ||
+		    (cred.uid != 0 && cred.uid != geteuid())) {
+			static const char deny[] = "ERR permission denied: the link is held by another user\n";
+			write_all(fd, deny, sizeof(deny) - 1);
+			close(fd);
+			continue;
+		}
+		if (got == 0) {
 			if (strcmp(req, "WHO") == 0) {
 				char line[512];
 				int n = snprintf(line, sizeof(line), "PID %ld %s\n", (long)getpid(), who);

@@ -76,6 +76,17 @@ list-direct)  # -l with no process holding the link opens it itself
     out=$("$CLIENT" -l -pcie "shm:$SHM")
     [ "$out" = "scratch" ] || die "-l printed '$out'"
     ;;
+ctl-other-user)  # another user cannot use the holder's control socket
+    command -v setpriv >/dev/null || { echo "skip: no setpriv"; exit 77; }
+    [ "$(id -u)" -eq 0 ] || { echo "skip: needs root to switch users"; exit 77; }
+    e2e_start 16M
+    set +e
+    out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$CLIENT" -l -pcie "shm:$SHM" 2>&1); rc=$?
+    set -e
+    [ $rc -eq 1 ] || die "-l as another user: exit $rc ($out)"
+    grep -q "permission denied: the link is held by another user" <<<"$out" || die "said: $out"
+    echo "$out"
+    ;;
 second-host-refused)  # one host process per link: a second -unix is refused, the first keeps serving
     e2e_start 16M
     set +e
