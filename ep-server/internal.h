@@ -125,6 +125,7 @@ struct srv_export {
 	int fd;                 /* O_RDONLY when readonly or copyonwrite */
 	uint64_t size;          /* export size */
 	bool is_blk;            /* block device: BLKDISCARD / BLKZEROOUT */
+	bool rotational;        /* the block device reports a rotating disk */
 	uint32_t min_block, pref_block, max_block;
 	uint16_t tflags;        /* NBD_FLAG_* without HAS_FLAGS */
 	atomic_uint nconn;      /* connections in transmission */

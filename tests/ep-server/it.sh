@@ -225,6 +225,11 @@ blockdev)
     done
     expect_log "export d: size 8388608"
     expect_log "min block 512"
+    rot=$(cat "/sys/dev/block/$(stat -c '%t:%T' "$LOOP" | { IFS=: read -r a b; echo "$((16#$a)):$((16#$b))"; })/queue/rotational")
+    out=$(nbdinfo "nbd+unix:///d?socket=$T/s.sock") || die "nbdinfo"
+    if [ "$rot" = 1 ]; then want=true; else want=false; fi
+    grep -q "is_rotational: $want" <<<"$out" || die "sysfs rotational $rot, nbdinfo: $(grep rotational <<<"$out")"
+    ok "ROTATIONAL follows the device's sysfs queue/rotational ($rot)"
     probe "unix:$T/s.sock" d fua "$LOOP"
     probe "unix:$T/s.sock" d flush "$LOOP"
     ok "block device: BLKDISCARD, zeroing and durability"
