@@ -32,7 +32,8 @@
  * pipelines without reading replies (512 x ~130 bytes), and is four
  * kernel nbd queues deep. */
 #define SOCK_MAX_REQS 512
-/* Send buffer asked for per socket (bytes). */
+/* Send buffer asked for per socket (bytes): four 1 MiB READ replies in
+ * flight without waiting for POLLOUT (the kernel caps it at wmem_max). */
 #define SOCK_SNDBUF (4 << 20)
 
 struct sock_conn {
