@@ -195,7 +195,8 @@ bounds|unknown|concurrent|vanish)
 oversized|max-request)
     mkfile "$T/disk" 65M
     start -u "$T/s.sock" "$T/disk"
-    probe "unix:$T/s.sock" default "$name" "$T/disk"
+    probe "unix:$T/s.sock" default "$name" "$T/disk" | tee "$T/probe.out"
+    [ "$name" = oversized ] || grep -q "maximum request 67108864 bytes" "$T/probe.out" || die "not 64 MiB"
     [ "$name" = max-request ] || expect_log "closing: WRITE payload of 67108865 bytes not read"
     ;;
 fua|flush|zeroes|trim)
@@ -576,6 +577,13 @@ pcie-probe)
     for sc in bounds concurrent fua flush zeroes trim; do
         probe "unix:$T/c.sock" d "$sc" "$T/disk"
     done
+    ;;
+pcie-max-request)
+    mkfile "$T/disk" 65M
+    start_pcie "$T/disk"
+    probe "unix:$T/c.sock" default max-request "$T/disk" | tee "$T/probe.out"
+    grep -q "maximum request" "$T/probe.out" || die "no maximum request reported"
+    ok "the largest request nbd-pcie-client accepts is served over the link (chunked by the host side)"
     ;;
 pcie-cow)
     mkfile "$T/disk" 1M random; cp "$T/disk" "$T/orig"
