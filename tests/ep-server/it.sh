@@ -630,6 +630,14 @@ pcie-host-vanish)
     probe "unix:$T/c.sock" default concurrent
     ok "a new host is served after the old one was killed mid-I/O"
     ;;
+link-rw|link-invalid|link-readonly)
+    mkfile "$T/disk" 16M
+    ro=; [ "$name" = link-readonly ] && ro=-r
+    start --pcie "shm:$SHM" $ro "$T/disk"
+    "${LINKPROBE:?}" "shm:$SHM" default "${name#link-}" || die "srv-link-probe ${name#link-}"
+    [ "$name" = link-invalid ] && expect_log "command: type 42 unknown"
+    kill -0 "$PID" || die "server died"
+    ;;
 pcie-sigterm)
     mkfile "$T/a" 1M
     start_pcie "$T/a"
