@@ -326,6 +326,8 @@ static void sc_unknown(struct probe *p)
 	expect_err(cmd(p, NBD_CMD_READ, 1u << 9, 0, 512, NULL, b), NBD_EINVAL, "unknown flag bit 9");
 	expect_err(cmd(p, NBD_CMD_BLOCK_STATUS, 0, 0, 512, NULL, NULL), NBD_EINVAL,
 	           "block-status without a meta context");
+	expect_err(cmd(p, NBD_CMD_READ, 0, 0, 0, NULL, b), 0, "read of 0 bytes");
+	expect_err(cmd(p, NBD_CMD_WRITE, 0, 0, 0, b, NULL), 0, "write of 0 bytes");
 	expect_err(cmd(p, NBD_CMD_READ, 0, 0, sizeof(b), NULL, b), 0, "read afterwards");
 }
 
