@@ -638,6 +638,12 @@ link-rw|link-invalid|link-readonly)
     [ "$name" = link-invalid ] && expect_log "command: type 42 unknown"
     kill -0 "$PID" || die "server died"
     ;;
+pcie-bad-link)
+    mkfile "$T/a" 1M
+    RC=0; "$SERVER" -d --pcie "bogus:$T/x" "$T/a" >"$T/log" 2>&1 || RC=$?
+    [ "$RC" -eq 1 ] || die "exit $RC, expected 1"
+    expect_log "error: pcie link bogus:$T/x: "
+    ;;
 pcie-sigterm)
     mkfile "$T/a" 1M
     start_pcie "$T/a"
