@@ -53,7 +53,7 @@ LINK=pci:$LINK_BDF
 attach() {
     local dev=$1 name=$2
     shift 2
-    step "attach $dev export $name $*"
+    step "attach $dev export $name${*:+ $*}"
     nbd-pcie-client -pcie "$LINK" -N "$name" "$@" "$dev" ||
         fail "nbd-pcie-client -pcie $LINK -N $name $* $dev failed (exit $?)"
     wait_value_nonzero "/sys/block/${dev#/dev/}/size" 30 ||
