@@ -167,7 +167,7 @@ fio)
     mkfile "$T/disk" 64M
     start -u "$T/s.sock" "$T/disk"
     fio --name=mixed --ioengine=nbd --uri="$(unix_uri default)" --rw=randrw --bs=4k \
-        --iodepth=32 --size=32M --verify=crc32c --runtime=3 --time_based \
+        --iodepth=32 --size=32M --verify=crc32c --verify_state_save=0 --runtime=3 --time_based \
         --output="$T/fio.out" || die "fio: $(cat "$T/fio.out")"
     grep -q 'err= 0' "$T/fio.out" || die "fio reported errors: $(cat "$T/fio.out")"
     ok "fio randrw verify=crc32c: $(grep -E '^ +(read|write):' "$T/fio.out" | tr -s ' ' | cut -c1-60 | tr '\n' ';')"
@@ -558,7 +558,7 @@ pcie-fio)
     mkfile "$T/disk" 64M
     start_pcie "$T/disk"
     fio --name=mixed --ioengine=nbd --uri="$(pcie_uri default)" --rw=randrw --bs=4k \
-        --iodepth=32 --size=32M --verify=crc32c --runtime=3 --time_based \
+        --iodepth=32 --size=32M --verify=crc32c --verify_state_save=0 --runtime=3 --time_based \
         --output="$T/fio.out" || die "fio: $(cat "$T/fio.out")"
     grep -q 'err= 0' "$T/fio.out" || die "fio reported errors: $(cat "$T/fio.out")"
     ok "fio randrw verify=crc32c over the link"
