@@ -67,8 +67,9 @@ void srv_cli_usage(FILE *out)
 "\n"
 "Requests of up to %u MiB are served; larger ones get EINVAL (a larger WRITE\n"
 "also ends its connection: its payload is not read).\n"
-"Memory per socket connection: at most %u MiB of request payload buffers plus\n"
-"%u KiB of state; PCIe channels use the link's staging memory instead.\n"
+"Memory per socket connection: at most %u MiB of request payload buffers (in\n"
+"use or kept for reuse) plus %u KiB of state; PCIe channels use the link's\n"
+"staging memory instead.\n"
 "SIGTERM/SIGINT: answer requests in flight, flush, exit 0.\n",
 	        SRV_DEFAULT_THREADS, SRV_MAX_THREADS, SRV_MAX_REQUEST >> 20,
 	        SRV_CONN_PAYLOAD_BUDGET >> 20, SRV_CONN_STATE_KIB);
