@@ -31,8 +31,9 @@ void srv_log_set_sink(srv_log_sink_fn fn, void *ctx);   /* tests: capture messag
 /* Largest request payload served (the issue's limit; the kernel sends at
  * most 32 MiB, qemu 32 MiB): larger requests get EINVAL/EOVERFLOW. */
 #define SRV_MAX_REQUEST (64u << 20)
-/* Payload buffers one socket connection may hold at once: one request of
- * the maximum size always fits, so a connection never deadlocks. */
+/* Payload buffers one socket connection may hold at once, in use or kept
+ * for reuse: one request of the maximum size always fits, so a connection
+ * never deadlocks. */
 #define SRV_CONN_PAYLOAD_BUDGET (64u << 20)
 /* Fixed state per connection (input buffer, request slots), for --help. */
 #define SRV_CONN_STATE_KIB 256u
@@ -125,6 +126,7 @@ struct srv_export {
 	int fd;                 /* O_RDONLY when readonly or copyonwrite */
 	uint64_t size;          /* export size */
 	bool is_blk;            /* block device: BLKDISCARD / BLKZEROOUT */
+	bool rotational;        /* the block device reports a rotating disk */
 	uint32_t min_block, pref_block, max_block;
 	uint16_t tflags;        /* NBD_FLAG_* without HAS_FLAGS */
 	atomic_uint nconn;      /* connections in transmission */
@@ -162,6 +164,7 @@ struct srv_req {
 	struct srv_conn *conn;
 	struct nbd_request r;
 	void *buf;              /* payload: WRITE data in, READ data out */
+	uint32_t bufcap;        /* bytes allocated at buf (socket connections) */
 	uint32_t err;           /* NBD error of the reply (0 = success) */
 	uint32_t stage;         /* engine's progress through the command */
 	uint64_t done;          /* bytes done of a READ/WRITE */

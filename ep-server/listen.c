@@ -29,7 +29,9 @@
 #define LINK_POLL_MS 5
 /* How often links are checked (heartbeats): well inside NPT_HEARTBEAT_MS. */
 #define LINK_CHECK_MS 40
-/* Pending connections the kernel queues per listening socket. */
+/* Pending connections the kernel queues per listening socket: a host
+ * opening a multi-connection export at once (nbdcopy: 4, kernel nbd: one
+ * per CPU) fits many times over. */
 #define LISTEN_BACKLOG 64
 
 struct link_ent {

@@ -167,7 +167,7 @@ fio)
     mkfile "$T/disk" 64M
     start -u "$T/s.sock" "$T/disk"
     fio --name=mixed --ioengine=nbd --uri="$(unix_uri default)" --rw=randrw --bs=4k \
-        --iodepth=32 --size=32M --verify=crc32c --runtime=3 --time_based \
+        --iodepth=32 --size=32M --verify=crc32c --verify_state_save=0 --runtime=3 --time_based \
         --output="$T/fio.out" || die "fio: $(cat "$T/fio.out")"
     grep -q 'err= 0' "$T/fio.out" || die "fio reported errors: $(cat "$T/fio.out")"
     ok "fio randrw verify=crc32c: $(grep -E '^ +(read|write):' "$T/fio.out" | tr -s ' ' | cut -c1-60 | tr '\n' ';')"
@@ -195,7 +195,8 @@ bounds|unknown|concurrent|vanish)
 oversized|max-request)
     mkfile "$T/disk" 65M
     start -u "$T/s.sock" "$T/disk"
-    probe "unix:$T/s.sock" default "$name" "$T/disk"
+    probe "unix:$T/s.sock" default "$name" "$T/disk" | tee "$T/probe.out"
+    [ "$name" = oversized ] || grep -q "maximum request 67108864 bytes" "$T/probe.out" || die "not 64 MiB"
     [ "$name" = max-request ] || expect_log "closing: WRITE payload of 67108865 bytes not read"
     ;;
 fua|flush|zeroes|trim)
@@ -225,6 +226,11 @@ blockdev)
     done
     expect_log "export d: size 8388608"
     expect_log "min block 512"
+    rot=$(cat "/sys/dev/block/$(stat -c '%t:%T' "$LOOP" | { IFS=: read -r a b; echo "$((16#$a)):$((16#$b))"; })/queue/rotational")
+    out=$(nbdinfo "nbd+unix:///d?socket=$T/s.sock") || die "nbdinfo"
+    if [ "$rot" = 1 ]; then want=true; else want=false; fi
+    grep -q "is_rotational: $want" <<<"$out" || die "sysfs rotational $rot, nbdinfo: $(grep rotational <<<"$out")"
+    ok "ROTATIONAL follows the device's sysfs queue/rotational ($rot)"
     probe "unix:$T/s.sock" d fua "$LOOP"
     probe "unix:$T/s.sock" d flush "$LOOP"
     ok "block device: BLKDISCARD, zeroing and durability"
@@ -552,7 +558,7 @@ pcie-fio)
     mkfile "$T/disk" 64M
     start_pcie "$T/disk"
     fio --name=mixed --ioengine=nbd --uri="$(pcie_uri default)" --rw=randrw --bs=4k \
-        --iodepth=32 --size=32M --verify=crc32c --runtime=3 --time_based \
+        --iodepth=32 --size=32M --verify=crc32c --verify_state_save=0 --runtime=3 --time_based \
         --output="$T/fio.out" || die "fio: $(cat "$T/fio.out")"
     grep -q 'err= 0' "$T/fio.out" || die "fio reported errors: $(cat "$T/fio.out")"
     ok "fio randrw verify=crc32c over the link"
@@ -571,6 +577,13 @@ pcie-probe)
     for sc in bounds concurrent fua flush zeroes trim; do
         probe "unix:$T/c.sock" d "$sc" "$T/disk"
     done
+    ;;
+pcie-max-request)
+    mkfile "$T/disk" 65M
+    start_pcie "$T/disk"
+    probe "unix:$T/c.sock" default max-request "$T/disk" | tee "$T/probe.out"
+    grep -q "maximum request" "$T/probe.out" || die "no maximum request reported"
+    ok "the largest request nbd-pcie-client accepts is served over the link (chunked by the host side)"
     ;;
 pcie-cow)
     mkfile "$T/disk" 1M random; cp "$T/disk" "$T/orig"
@@ -616,6 +629,20 @@ pcie-host-vanish)
     for _ in $(seq 100); do [ -S "$T/c.sock" ] && break; sleep 0.05; done
     probe "unix:$T/c.sock" default concurrent
     ok "a new host is served after the old one was killed mid-I/O"
+    ;;
+link-rw|link-invalid|link-readonly)
+    mkfile "$T/disk" 16M
+    ro=; [ "$name" = link-readonly ] && ro=-r
+    start --pcie "shm:$SHM" $ro "$T/disk"
+    "${LINKPROBE:?}" "shm:$SHM" default "${name#link-}" || die "srv-link-probe ${name#link-}"
+    [ "$name" = link-invalid ] && expect_log "command: type 42 unknown"
+    kill -0 "$PID" || die "server died"
+    ;;
+pcie-bad-link)
+    mkfile "$T/a" 1M
+    RC=0; "$SERVER" -d --pcie "bogus:$T/x" "$T/a" >"$T/log" 2>&1 || RC=$?
+    [ "$RC" -eq 1 ] || die "exit $RC, expected 1"
+    expect_log "error: pcie link bogus:$T/x: "
     ;;
 pcie-sigterm)
     mkfile "$T/a" 1M
