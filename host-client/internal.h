@@ -59,6 +59,11 @@ static inline bool npc_done_seen(const bool *done)
 /* Upper bound for -C: the transport's channel limit per link. The real limit
  * (the EP's channel count) is checked once the link is open. */
 #define NPC_CONNECTIONS_MAX 64u
+/* Largest request the local socket mode accepts: the EP server serves 64 MiB
+ * on every path and the relay chunks anything larger than the link's max_xfer,
+ * so local NBD tools get the same limit as the server's own sockets. (The
+ * kernel attach path keeps the kernel's 32 MiB, NBDP_DEFAULT_MAX_PAYLOAD.) */
+#define NPC_LOCAL_MAX_REQUEST (64u << 20)
 
 enum npc_mode {
 	NPC_MODE_ATTACH,      /* -pcie LINK [opts] /dev/nbdX */

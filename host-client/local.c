@@ -81,9 +81,9 @@ static int lookup(void *opaque, const char *name, struct nbdp_export *out)
 	out->tflags = e.tflags & (uint16_t)~NBD_FLAG_HAS_FLAGS;
 	out->min_block = e.min_block;
 	out->pref_block = e.pref_block;
-	/* The relay chunks anything up to the protocol's 32 MiB for the link. */
-	out->max_block = e.max_block && e.max_block < NBDP_DEFAULT_MAX_PAYLOAD
-		? e.max_block : NBDP_DEFAULT_MAX_PAYLOAD;
+	/* The relay chunks a request of any size for the link. */
+	out->max_block = e.max_block && e.max_block < NPC_LOCAL_MAX_REQUEST
+		? e.max_block : NPC_LOCAL_MAX_REQUEST;
 	if (out->min_block > out->max_block)
 		out->min_block = 0;
 	snprintf(out->name, sizeof(out->name), "%s", name);
