@@ -795,6 +795,27 @@ static void ep_refuses_foreign_bar_file_too_small(void **st)
 	unlink(path);
 }
 
+static void link_close_with_open_channels_defers_the_free(void **st)
+{
+	struct pair *p = *st;
+	struct npt_hcomp comp;
+	struct npt_ereq r;
+	uint8_t req[28];
+
+	npt_link_close(p->host);
+	p->host = NULL;
+	npt_link_close(p->ep);
+	p->ep = NULL;
+	t_make_req(req, T_NBD_CMD_FLUSH, 1, 0, 0);
+	assert_int_equal(npt_host_submit(p->hc, req, NULL), -ECONNRESET);
+	assert_int_equal(npt_host_reap(p->hc, &comp, 1), -ECONNRESET);
+	assert_int_equal(npt_ep_take(p->ec, &r, 1), -ECONNRESET);
+	assert_non_null(strstr(npt_chan_error(p->hc), "link closed by this side"));
+	npt_chan_close(p->hc);      /* the last of each link's channels frees it */
+	npt_chan_close(p->ec);
+	p->hc = p->ec = NULL;
+}
+
 #define W(t) cmocka_unit_test_setup_teardown(t, setup_window, teardown)
 #define B(t) cmocka_unit_test_setup_teardown(t, setup_bar_only, teardown)
 #define S(t) cmocka_unit_test_setup_teardown(t, setup_stream, teardown)
@@ -835,6 +856,7 @@ int main(void)
 		W(completion_length_beyond_buffer),
 		B(completion_bad_reply_magic),
 		W(reopened_channel_ignores_previous_completions),
+		W(link_close_with_open_channels_defers_the_free),
 		S(chan_open_busy_and_first_free),
 		S(chan_reopen_after_close_is_accepted),
 		S(ep_close_seen_by_host_channel),

@@ -185,6 +185,7 @@ struct npt_link {
 	pthread_cond_t cond;
 	pthread_t hb_thread;
 	bool hb_started, stopping;
+	bool closing;                /* npt_link_close() called; freed with the last channel */
 	unsigned epoch;              /* EP: bumps on every host change (atomic reads) */
 	int down;                    /* 0, -ECONNRESET, -EPROTO, -EAGAIN (EP: no host) */
 	uint32_t gen;                /* our generation */

@@ -70,11 +70,19 @@ void npt_link_win_put(struct npt_link *l, struct npt_winmap *w)
 	pthread_mutex_unlock(&l->lock);
 }
 
+static void link_free(struct npt_link *l);
+static bool any_chan_locked(const struct npt_link *l);
+
 void npt_link_release_chan(struct npt_link *l, unsigned idx)
 {
+	bool last;
+
 	pthread_mutex_lock(&l->lock);
 	l->chan_busy[idx] = false;
+	last = l->closing && !any_chan_locked(l);
 	pthread_mutex_unlock(&l->lock);
+	if (last)
+		link_free(l);
 }
 
 /* ---- EP side: a host attaches ------------------------------------------- */
@@ -508,8 +516,31 @@ fail:
 	return r;
 }
 
+static void link_free(struct npt_link *l)
+{
+	if (l->win) {
+		l->window = false;
+		win_put_locked(l, l->win);
+		l->win = NULL;
+	}
+	if (l->ops)
+		l->ops->close(l);
+	pthread_mutex_destroy(&l->lock);
+	free(l);
+}
+
+static bool any_chan_locked(const struct npt_link *l)
+{
+	for (unsigned i = 0; i < NPT_MAX_CHANNELS; i++)
+		if (l->chan_busy[i])
+			return true;
+	return false;
+}
+
 void npt_link_close(struct npt_link *l)
 {
+	bool deferred;
+
 	if (!l)
 		return;
 	if (l->hb_started) {
@@ -529,15 +560,17 @@ void npt_link_close(struct npt_link *l)
 			npt_store_release32(&l->hdr->ep_state, NPL_EP_DOWN);
 		}
 	}
-	if (l->win) {
-		l->window = false;
-		win_put_locked(l, l->win);
-		l->win = NULL;
-	}
-	if (l->ops)
-		l->ops->close(l);
-	pthread_mutex_destroy(&l->lock);
-	free(l);
+	/* Channels still open keep the mappings alive; they fail from now on
+	 * and the last npt_chan_close() frees the link. */
+	pthread_mutex_lock(&l->lock);
+	l->closing = true;
+	link_set_err(l, "link closed by this side");
+	set_down(l, l->role == NPT_ROLE_HOST ? -ECONNRESET : -EAGAIN);
+	bump_epoch(l);
+	deferred = any_chan_locked(l);
+	pthread_mutex_unlock(&l->lock);
+	if (!deferred)
+		link_free(l);
 }
 
 int npt_link_check(struct npt_link *l)

@@ -61,7 +61,8 @@ struct npt_link_params {          /* EP: the layout it publishes; host: what it 
  * On failure err receives a one-line message naming the value and the limit. */
 int  npt_link_open(const char *spec, enum npt_role role, const struct npt_link_params *p,
                    struct npt_link **out, char *err, size_t errlen);   /* 0 or -errno + message */
-void npt_link_close(struct npt_link *l);                                /* NULL-safe */
+void npt_link_close(struct npt_link *l);                                /* NULL-safe; channels still open
+                                          fail from then on and the last npt_chan_close() frees the link */
 /* State of the link as watched by the link's heartbeat thread (which beats
  * every 50 ms and declares the peer dead after NPT_PEER_DEAD_MS without a
  * beat). Cheap: call it as often as you like.
