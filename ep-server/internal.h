@@ -217,6 +217,7 @@ struct srv_conn {
 	bool draining;          /* DISC, EOF, shutdown: no new requests */
 	bool dead;              /* the peer is gone: replies are dropped */
 	bool poll_armed, cancel_armed;
+	unsigned poll_events;   /* what the armed poll waits for */
 	unsigned inflight;      /* requests handed to the engine, not yet replied */
 	struct nbdp_server *hs;
 	uint8_t hsbuf[SRV_HS_BUF];
@@ -275,12 +276,15 @@ struct srv_conn *srv_sock_conn_new(struct srv_server *s, int fd, bool tcp);
 /* ---- conn-pcie.c: PCIe channel connections ------------------------------ */
 struct npt_chan;
 struct npt_link;
-struct srv_conn *srv_pcie_conn_new(struct srv_server *s, struct npt_link *l, struct npt_chan *ch);
+/* spec: the link string, for logs. */
+struct srv_conn *srv_pcie_conn_new(struct srv_server *s, struct npt_link *l, struct npt_chan *ch,
+                                   const char *spec);
 
 /* ---- listen.c: sockets and links the server accepts on ------------------- */
 struct srv_listen;
 int  srv_listen_open(struct srv_listen **out, struct srv_server *s, char *err, size_t errlen);
-/* Accepts until srv->stopping; wakes at least every NPT_HEARTBEAT_MS. */
+/* Accepts until stop_fd (a signalfd) reports SIGTERM/SIGINT; SIGHUP is
+ * logged and ignored. */
 int  srv_listen_run(struct srv_listen *l, int stop_fd);
 void srv_listen_close(struct srv_listen *l);
 

@@ -51,7 +51,7 @@ struct aconn {
 
 struct attach {
 	const struct npc_opts *o;
-	struct npc_nl *nl;
+	void *nl;                    /* npc_kernel's context */
 	struct npc_link *k;
 	struct nbdp_export exp;
 	uint64_t size;
@@ -76,7 +76,7 @@ static void *relay_main(void *arg)
 	};
 
 	c->ret = npc_relay_run(&conf, &c->st, c->err, sizeof(c->err));
-	__atomic_store_n(&c->done, true, __ATOMIC_RELEASE);
+	npc_done_publish(&c->done);
 	return NULL;
 }
 
@@ -203,7 +203,7 @@ static void fill_config(struct attach *A, struct npc_nl_config *cfg, int *fds)
 
 static int start_relays(struct attach *A, char *err, size_t errlen)
 {
-	__atomic_store_n(&A->stop, 0, __ATOMIC_RELAXED);
+	npc_flag_raise(&A->stop, 0);
 	for (unsigned i = 0; i < A->n; i++) {
 		struct aconn *c = &A->c[i];
 		/* The kernel holds its own reference to its end now. */
@@ -239,11 +239,11 @@ static int reconnect(struct attach *A, char *err, size_t errlen)
 
 	/* Our ends close: the kernel marks the connections dead (LINK_DEAD)
 	 * and holds I/O for the dead connection timeout. */
-	__atomic_store_n(&A->stop, 1, __ATOMIC_RELAXED);
+	npc_flag_raise(&A->stop, 1);
 	close_conns(A);
 	npc_link_close(A->k);
 	A->k = NULL;
-	while (time(NULL) < give_up && !__atomic_load_n(&npc_stop_flag, __ATOMIC_RELAXED)) {
+	while (time(NULL) < give_up && !npc_flag_read(&npc_stop_flag)) {
 		r = negotiate(A, false, err, errlen);
 		if (r == -ESTALE)
 			return r;
@@ -255,11 +255,10 @@ static int reconnect(struct attach *A, char *err, size_t errlen)
 			sleep_us(500000);
 			continue;
 		}
-		if (npc_nl_watch_fd(A->nl) >= 0)
-			npc_nl_link_dead(A->nl, A->index);   /* drain the notifications */
+		npc_kernel->link_dead(A->nl, A->index);   /* drain the notifications */
 		fill_config(A, &cfg, fds);
 		for (int tries = 0; tries < 20; tries++) {
-			r = npc_nl_reconfigure(A->nl, &cfg);
+			r = npc_kernel->reconfigure(A->nl, &cfg);
 			if (r == 0)
 				break;
 			sleep_us(100000);    /* the kernel may not have seen the dead sockets yet */
@@ -289,11 +288,11 @@ int npc_cmd_attach(const struct npc_opts *o)
 
 	npc_signals_init();
 	/* Fail fast, before forking, when the kernel side is missing. */
-	if ((r = npc_nl_open(&A.nl, err, sizeof(err)))) {
+	if ((r = npc_kernel->open(&A.nl, err, sizeof(err)))) {
 		npc_log(LOG_ERR, "%s: %s", o->device, err);
 		return NPC_EXIT_FAIL;
 	}
-	npc_nl_close(A.nl);
+	npc_kernel->close(A.nl);
 	A.nl = NULL;
 	if (!o->nofork) {
 		int pexit;
@@ -310,19 +309,21 @@ int npc_cmd_attach(const struct npc_opts *o)
 		return NPC_EXIT_FAIL;
 	for (unsigned i = 0; i < A.n; i++)
 		A.c[i].fd = A.c[i].kfd = -1;
-	if ((r = npc_nl_open(&A.nl, err, sizeof(err)))) {
+	if ((r = npc_kernel->open(&A.nl, err, sizeof(err)))) {
 		npc_log(LOG_ERR, "%s: %s", o->device, err);
 		goto out;
 	}
-	if (o->persist && npc_nl_watch(A.nl, err, sizeof(err)))
+	if (o->persist && npc_kernel->watch(A.nl, err, sizeof(err)))
 		npc_log(LOG_WARNING, "%s: %s (reconnecting without LINK_DEAD notifications)",
 			o->device, err);
 	if ((r = negotiate(&A, true, err, sizeof(err))) || (r = plan(&A, err, sizeof(err)))) {
-		npc_log(LOG_ERR, "%s: %s", o->device, err);
+		npc_log(LOG_ERR, "%s: %s%s%s", o->device, err,
+			r == -ENOENT ? "; list the exports with nbd-pcie-client -l -pcie " : "",
+			r == -ENOENT ? o->link : "");
 		goto out;
 	}
 	fill_config(&A, &cfg, fds);
-	r = npc_nl_connect(A.nl, &cfg, &index);
+	r = npc_kernel->connect(A.nl, &cfg, &index);
 	if (r) {
 		npc_log(LOG_ERR, "%s: NBD_CMD_CONNECT (size %" PRIu64 ", block size %u, %u connection%s) refused: %s",
 			o->device, A.size, A.block, A.n, A.n > 1 ? "s" : "",
@@ -332,7 +333,7 @@ int npc_cmd_attach(const struct npc_opts *o)
 	A.index = (int)index;
 	if ((r = start_relays(&A, err, sizeof(err)))) {
 		npc_log(LOG_ERR, "%s: %s", o->device, err);
-		npc_nl_disconnect(A.nl, A.index);
+		npc_kernel->disconnect(A.nl, A.index);
 		goto out;
 	}
 	if (o->swap && mlockall(MCL_CURRENT | MCL_FUTURE))
@@ -359,9 +360,9 @@ int npc_cmd_attach(const struct npc_opts *o)
 		int link_err = 0;
 		const char *why = NULL;
 
-		if (!disconnecting && __atomic_load_n(&npc_stop_flag, __ATOMIC_RELAXED)) {
+		if (!disconnecting && npc_flag_read(&npc_stop_flag)) {
 			npc_log(LOG_INFO, "/dev/nbd%d: signal %d: disconnecting", A.index, npc_stop_flag);
-			r = npc_nl_disconnect(A.nl, A.index);
+			r = npc_kernel->disconnect(A.nl, A.index);
 			if (r)
 				npc_log(LOG_WARNING, "/dev/nbd%d: NBD_CMD_DISCONNECT: %s", A.index,
 					npc_nl_strerror(NBD_CMD_DISCONNECT, r));
@@ -369,7 +370,7 @@ int npc_cmd_attach(const struct npc_opts *o)
 			drain_deadline = time(NULL) + ATTACH_DRAIN_S;
 		}
 		if (disconnecting && time(NULL) > drain_deadline)
-			__atomic_store_n(&A.stop, 1, __ATOMIC_RELAXED);
+			npc_flag_raise(&A.stop, 1);
 		r = npc_link_check(A.k);
 		if (r && r != -EAGAIN) {
 			link_err = r;
@@ -377,12 +378,20 @@ int npc_cmd_attach(const struct npc_opts *o)
 		}
 		for (unsigned i = 0; i < A.n; i++) {
 			struct aconn *c = &A.c[i];
-			if (!__atomic_load_n(&c->done, __ATOMIC_ACQUIRE))
+			if (!npc_done_seen(&c->done))
 				continue;
 			finished++;
 			if (c->ret && c->ret != -EINTR && c->ret != -EPIPE && !link_err) {
 				link_err = c->ret;
 				why = c->err;
+			} else if ((!c->ret || c->ret == -EPIPE) && !c->st.saw_disc &&
+				   o->persist && !link_err &&
+				   !disconnecting) {
+				/* The kernel dropped this connection without a
+				 * disconnect (request timeout): with -p it waits
+				 * for a new socket, as after a link loss. */
+				link_err = -ECONNRESET;
+				why = "the kernel closed a connection (request timeout?)";
 			}
 		}
 		if (link_err && !disconnecting) {
@@ -396,8 +405,8 @@ int npc_cmd_attach(const struct npc_opts *o)
 				}
 				npc_log(LOG_ERR, "/dev/nbd%d: %s", A.index, err);
 			}
-			__atomic_store_n(&A.stop, 1, __ATOMIC_RELAXED);
-			npc_nl_disconnect(A.nl, A.index);
+			npc_flag_raise(&A.stop, 1);
+			npc_kernel->disconnect(A.nl, A.index);
 			ret = NPC_EXIT_FAIL;
 			break;
 		}
@@ -424,7 +433,8 @@ out:
 	if (wrote_pid)
 		unlink(pidfile);
 	npc_link_close(A.k);
-	npc_nl_close(A.nl);
+	if (A.nl)
+		npc_kernel->close(A.nl);
 	free(A.c);
 	return ret;
 }

@@ -15,6 +15,34 @@
 #include <nbdproto/nbd.h>
 #include <nbdproto/validate.h>
 
+/* ------------------------------------------------ flags shared by threads */
+
+/* Stop requests (signal handler -> main loop, main loop -> relay threads):
+ * a plain flag read on every loop turn. Nothing is published with it, so
+ * no ordering is needed, only a single untorn load/store. */
+static inline void npc_flag_raise(int *flag, int value)
+{
+	__atomic_store_n(flag, value, __ATOMIC_RELAXED);
+}
+
+static inline int npc_flag_read(const int *flag)
+{
+	return __atomic_load_n(flag, __ATOMIC_RELAXED);
+}
+
+/* A relay thread's "finished" flag: the release orders its results (return
+ * code, error text, statistics) before the flag, the acquire makes them
+ * visible to the main thread that sees the flag set. */
+static inline void npc_done_publish(bool *done)
+{
+	__atomic_store_n(done, true, __ATOMIC_RELEASE);
+}
+
+static inline bool npc_done_seen(const bool *done)
+{
+	return __atomic_load_n(done, __ATOMIC_ACQUIRE);
+}
+
 /* ------------------------------------------------------------------ cli.c */
 
 /* Exit codes, the same as nbd-client 3.24 (documented in docs/nbd-pcie-client.md). */
@@ -125,6 +153,22 @@ int npc_nl_watch(struct npc_nl *n, char *err, size_t errlen);
 int npc_nl_watch_fd(const struct npc_nl *n);
 int npc_nl_link_dead(struct npc_nl *n, int index);
 
+/* The kernel side of attach as an ops table: netlink in the binary, an
+ * in-process fake in tests (the same process can use the fds it is given).
+ * All return 0 or -errno (the kernel's errno for the commands). */
+struct npc_kernel_ops {
+	int (*open)(void **ctx, char *err, size_t errlen);
+	void (*close)(void *ctx);
+	int (*connect)(void *ctx, const struct npc_nl_config *c, uint32_t *index);
+	int (*reconfigure)(void *ctx, const struct npc_nl_config *c);
+	int (*disconnect)(void *ctx, int index);
+	int (*watch)(void *ctx, char *err, size_t errlen);  /* join LINK_DEAD notifications */
+	int (*link_dead)(void *ctx, int index);             /* drain them; 1 if one named index */
+};
+extern const struct npc_kernel_ops npc_kernel_netlink;
+/* What attach uses; &npc_kernel_netlink unless a test replaces it. */
+extern const struct npc_kernel_ops *npc_kernel;
+
 /* Client flags from the uapi <linux/nbd.h>, which cannot be included here
  * (its command names clash with proto's): the kernel's ABI values. */
 #define NPC_NBD_CFLAG_DESTROY_ON_DISCONNECT (1u << 0)
@@ -188,6 +232,7 @@ struct npc_relay_stats {
 	uint64_t bytes_read;           /* READ payload sent downstream */
 	uint64_t bytes_written;        /* WRITE payload acknowledged by the link */
 	uint64_t bytes_rx;             /* bytes received from downstream */
+	bool saw_disc;                 /* the downstream ended with NBD_CMD_DISC */
 };
 
 /* Runs until the downstream side ends (NBD_CMD_DISC or EOF, all replies

@@ -322,7 +322,7 @@ int npc_cmd_local(const struct npc_opts *o)
 	notify = -1;
 
 	ret = NPC_EXIT_OK;
-	while (!__atomic_load_n(&npc_stop_flag, __ATOMIC_RELAXED)) {
+	while (!npc_flag_read(&npc_stop_flag)) {
 		struct pollfd p = { .fd = lfd, .events = POLLIN };
 
 		r = npc_link_check(L.k);
@@ -362,7 +362,7 @@ int npc_cmd_local(const struct npc_opts *o)
 		L.conns = c;
 		reap_conns(&L, false);
 	}
-	__atomic_store_n(&L.stop, 1, __ATOMIC_RELAXED);
+	npc_flag_raise(&L.stop, 1);
 	reap_conns(&L, true);
 	npc_log(LOG_INFO, "stopped: %u connections, %llu requests, %llu bytes read, %llu bytes written",
 		L.served, (unsigned long long)L.total.requests,

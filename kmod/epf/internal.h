@@ -99,10 +99,8 @@ struct npe_func {
 	bool core_init_pending;
 
 	/* dma.c */
-	struct mutex dma_lock;            /* one transfer at a time per function */
+	struct mutex dma_lock;            /* engine: config+prep+submit; CPU: whole copy */
 	struct dma_chan *tx, *rx;         /* MEM_TO_DEV (to host), DEV_TO_MEM (from host) */
-	struct completion dma_done;
-	enum dmaengine_tx_result dma_result;
 
 	/* cdev.c */
 	int minor;

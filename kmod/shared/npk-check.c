@@ -251,3 +251,19 @@ int npk_check_host_win_size(__u64 size, __u64 page_size, char *msg, size_t msgle
 	}
 	return 0;
 }
+
+int npk_check_vector_mask(__u32 mask, __u32 nvectors, char *msg, size_t msglen)
+{
+	__u32 valid = nvectors >= 32 ? ~0u : (1u << nvectors) - 1;
+
+	if (!nvectors) {
+		npk_msg(msg, msglen, "vectors: the device has no interrupt vectors");
+		return -EOPNOTSUPP;
+	}
+	if (!mask || (mask & ~valid)) {
+		npk_msg(msg, msglen, "vectors: mask 0x%x selects none of or more than the "
+			"device's %u vectors (valid mask 0x%x)", mask, nvectors, valid);
+		return -EINVAL;
+	}
+	return 0;
+}

@@ -89,5 +89,6 @@ int npk_check_mmap(__u64 offset, __u64 len, const __u64 *region_size, unsigned i
 		   __u64 page_size, unsigned int *region, __u64 *region_off,
 		   char *msg, size_t msglen);
 int npk_check_host_win_size(__u64 size, __u64 page_size, char *msg, size_t msglen);
+int npk_check_vector_mask(__u32 mask, __u32 nvectors, char *msg, size_t msglen);
 
 #endif /* NPK_CHECK_H */

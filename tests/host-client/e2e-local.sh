@@ -69,6 +69,29 @@ list-cmd)  # nbd-pcie-client -l prints the export names
     out=$("$CLIENT" -l -pcie "shm:$SHM")
     [ "$out" = "scratch" ] || die "-l printed '$out'"
     ;;
+nbd-client-list)  # Debian's nbd-client 3.24 lists the exports through the local socket
+    e2e_start 16M
+    out=$(nbd-client -l -u "$SOCK" 2>&1)
+    grep -qx scratch <<<"$out" || die "nbd-client -l -u printed: $out"
+    ;;
+daemon)  # without -n: the starter returns once the socket serves; pidfile; SIGTERM cleans up
+    truncate -s 16M "$IMG"
+    "$SERVER" -d --pcie "shm:$SHM" -N scratch "$IMG" > "$WORK/server.log" 2>&1 &
+    SRV_PID=$!
+    wait_for "$SHM" "$SRV_PID" || die "server did not start"
+    "$CLIENT" -pcie "shm:$SHM" -unix "$SOCK" -pidfile "$WORK/client.pid" 2> "$WORK/client.log" \
+        || die "starter exit $?"
+    [ -S "$SOCK" ] || die "socket not there when the starter returned"
+    CLI_PID=$(cat "$WORK/client.pid")
+    kill -0 "$CLI_PID" || die "daemon $CLI_PID not running"
+    [ "$(nbdinfo --size "$(uri)")" = 16777216 ] || die "daemon does not serve"
+    kill -TERM "$CLI_PID"
+    for i in $(seq 100); do kill -0 "$CLI_PID" 2>/dev/null || break; sleep 0.05; done
+    ! kill -0 "$CLI_PID" 2>/dev/null || die "daemon still running 5 s after SIGTERM"
+    CLI_PID=
+    [ ! -e "$WORK/client.pid" ] || die "pidfile left behind"
+    [ ! -e "$SOCK" ] || die "socket left behind"
+    ;;
 bad-link)  # a link that does not exist: one line naming it, exit 1
     set +e
     out=$("$CLIENT" -l -pcie "shm:$SHM-missing" 2>&1); rc=$?

@@ -615,12 +615,39 @@ static void win_size_above_maximum_rejected(void **state)
 	assert_msg_has("2147483648", "1073741824");
 }
 
+/* ---- host per-file vector mask ----------------------------------------- */
+
+static void vector_mask_within_vectors_accepted(void **state)
+{
+	assert_int_equal(npk_check_vector_mask(0x2, 2, msg, sizeof(msg)), 0);
+	assert_int_equal(npk_check_vector_mask(0x3, 2, msg, sizeof(msg)), 0);
+	assert_int_equal(npk_check_vector_mask(0xffffffffu, 32, msg, sizeof(msg)), 0);
+}
+
+static void vector_mask_beyond_vectors_rejected(void **state)
+{
+	assert_int_equal(npk_check_vector_mask(0x4, 2, msg, sizeof(msg)), -EINVAL);
+	assert_msg_has("mask 0x4", "valid mask 0x3");
+}
+
+static void vector_mask_empty_rejected(void **state)
+{
+	assert_int_equal(npk_check_vector_mask(0, 2, msg, sizeof(msg)), -EINVAL);
+	assert_msg_has("mask 0x0", "2 vectors");
+}
+
+static void vector_mask_without_vectors_unsupported(void **state)
+{
+	assert_int_equal(npk_check_vector_mask(0x1, 0, msg, sizeof(msg)), -EOPNOTSUPP);
+	assert_msg_has("no interrupt vectors", NULL);
+}
+
 /* ---- uapi ------------------------------------------------------------- */
 
 static void ioctl_numbers_are_distinct_and_sized(void **state)
 {
 	const unsigned long nr[] = {
-		NPK_HOST_IOC_INFO, NPK_HOST_IOC_IRQ_COUNTS, NPK_EP_IOC_INFO,
+		NPK_HOST_IOC_INFO, NPK_HOST_IOC_IRQ_COUNTS, NPK_HOST_IOC_SET_VECTORS, NPK_EP_IOC_INFO,
 		NPK_EP_IOC_DMA, NPK_EP_IOC_RAISE_IRQ,
 	};
 	size_t i, j;
@@ -689,6 +716,10 @@ int main(void)
 		cmocka_unit_test(win_size_page_multiple_accepted),
 		cmocka_unit_test(win_size_not_page_multiple_rejected),
 		cmocka_unit_test(win_size_above_maximum_rejected),
+		cmocka_unit_test(vector_mask_within_vectors_accepted),
+		cmocka_unit_test(vector_mask_beyond_vectors_rejected),
+		cmocka_unit_test(vector_mask_empty_rejected),
+		cmocka_unit_test(vector_mask_without_vectors_unsupported),
 		cmocka_unit_test(ioctl_numbers_are_distinct_and_sized),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -567,6 +567,35 @@ static void completion_bad_reply_magic(void **st)
 	host_expect_violation(p, "reply magic 0x12345678");
 }
 
+
+static void reopened_channel_ignores_previous_completions(void **st)
+{
+	struct pair *p = *st;
+	struct npt_hcomp comp;
+	struct npt_ereq r;
+	uint8_t req[28], rep[16];
+	unsigned idx = npt_chan_index(p->hc);
+
+	roundtrip(p, T_NBD_CMD_FLUSH, 0, 1, 0);   /* completion slot 0 now holds seq 1 */
+	npt_chan_close(p->hc);
+	npt_chan_close(p->ec);
+	p->ec = NULL;
+	assert_int_equal(npt_chan_open(p->host, (int)idx, &p->hc), 0);
+	assert_int_equal(npt_chan_begin_frames(p->hc), 0);
+	t_make_req(req, T_NBD_CMD_FLUSH, 2, 0, 0);
+	assert_int_equal(npt_host_submit(p->hc, req, NULL), 0);
+	/* not accepted yet: the stale entry must not be reaped */
+	assert_int_equal(npt_host_reap(p->hc, &comp, 1), 0);
+	assert_int_equal(npt_chan_accept(p->ep, &p->ec), 0);
+	assert_int_equal(npt_chan_begin_frames(p->ec), 0);
+	assert_int_equal(npt_ep_take(p->ec, &r, 1), 1);
+	assert_int_equal(get_be64(r.hdr + 8), 2);
+	t_make_reply(rep, r.hdr, 0);
+	assert_int_equal(npt_ep_complete(p->ec, &r, rep, 0), 0);
+	assert_int_equal(npt_host_reap(p->hc, &comp, 1), 1);
+	assert_int_equal(get_be64(comp.reply + 8), 2);
+}
+
 /* ---- lifecycle -------------------------------------------------------------- */
 
 static void chan_open_busy_and_first_free(void **st)
@@ -706,6 +735,66 @@ static void dma_model_delays_but_delivers(void **st)
 	teardown(st);
 }
 
+
+static void make_foreign_file(const char *path, off_t size)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(ftruncate(fileno(f), size), 0);
+	fclose(f);
+}
+
+static void ep_fits_layout_into_foreign_bar_file(void **st)
+{
+	struct npt_link_params prm = { .connect_timeout_ms = 3000 };
+	struct pair *p = calloc(1, sizeof(*p));
+	char err[512];
+	struct stat sb;
+
+	t_shm_path(p->path, sizeof(p->path), "ivshmem");
+	snprintf(p->spec, sizeof(p->spec), "shm:bar=%s", p->path);
+	make_foreign_file(p->path, 16 << 20);          /* like QEMU's ivshmem memory */
+	if (npt_link_open(p->spec, NPT_ROLE_EP, &prm, &p->ep, err, sizeof(err)))
+		fail_msg("EP open: %s", err);
+	assert_int_equal(stat(p->path, &sb), 0);
+	assert_int_equal(sb.st_size, 16 << 20);        /* never resized */
+	assert_int_equal(npt_link_nchannels(p->ep), 4);
+	assert_int_equal(npt_link_max_xfer(p->ep), 1 << 20);
+	assert_true(p->ep->lay.bar_size <= 16u << 20);
+	assert_true(p->ep->lay.data_per_chan >= 2u << 20);
+	if (npt_link_open(p->spec, NPT_ROLE_HOST, &prm, &p->host, err, sizeof(err)))
+		fail_msg("host open: %s", err);
+	pair_chan(p, 3);
+	pair_frames(p);
+	roundtrip(p, T_NBD_CMD_WRITE, 1 << 20, 1, 5);
+	roundtrip(p, T_NBD_CMD_READ, 1 << 20, 2, 6);
+	npt_chan_close(p->hc);
+	npt_chan_close(p->ec);
+	npt_link_close(p->host);
+	npt_link_close(p->ep);
+	assert_int_equal(stat(p->path, &sb), 0);       /* not ours to remove */
+	unlink(p->path);
+	free(p);
+}
+
+static void ep_refuses_foreign_bar_file_too_small(void **st)
+{
+	struct npt_link *l = (void *)1;
+	char path[128], spec[160], err[512];
+	struct stat sb;
+
+	t_shm_path(path, sizeof(path), "tiny");
+	snprintf(spec, sizeof(spec), "shm:bar=%s", path);
+	make_foreign_file(path, 64 << 10);
+	assert_int_equal(npt_link_open(spec, NPT_ROLE_EP, NULL, &l, err, sizeof(err)), -ENOSPC);
+	assert_null(l);
+	assert_non_null(strstr(err, "BAR of 65536 bytes too small for 4 channels x 128 entries"));
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_size, 64 << 10);
+	unlink(path);
+}
+
 #define W(t) cmocka_unit_test_setup_teardown(t, setup_window, teardown)
 #define B(t) cmocka_unit_test_setup_teardown(t, setup_bar_only, teardown)
 #define S(t) cmocka_unit_test_setup_teardown(t, setup_stream, teardown)
@@ -745,6 +834,7 @@ int main(void)
 		W(completion_cookie_mismatch),
 		W(completion_length_beyond_buffer),
 		B(completion_bad_reply_magic),
+		W(reopened_channel_ignores_previous_completions),
 		S(chan_open_busy_and_first_free),
 		S(chan_reopen_after_close_is_accepted),
 		S(ep_close_seen_by_host_channel),
@@ -753,6 +843,8 @@ int main(void)
 		S(ep_link_close_brings_host_link_down),
 		W(host_link_close_resets_ep_channels_and_new_host_attaches),
 		cmocka_unit_test(host_open_times_out_without_ep),
+		cmocka_unit_test(ep_fits_layout_into_foreign_bar_file),
+		cmocka_unit_test(ep_refuses_foreign_bar_file_too_small),
 		cmocka_unit_test(dma_model_delays_but_delivers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

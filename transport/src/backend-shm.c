@@ -11,6 +11,13 @@
 
 #include "internal.h"
 
+static bool has_magic(int fd)
+{
+	uint8_t b[4];
+
+	return pread(fd, b, 4, 0) == 4 && get_le32(b) == NPL_MAGIC;
+}
+
 static int shm_map_bar(struct npt_link *l, uint64_t size, char *err, size_t errlen)
 {
 	const char *path = l->spec.bar_path;
@@ -29,7 +36,14 @@ static int shm_map_bar(struct npt_link *l, uint64_t size, char *err, size_t errl
 		l->bar_fd = fd;
 		if (fstat(fd, &st))
 			goto fail_errno;
-		/* Only ever grow: a host may still map the old size. */
+		/* A file that is not ours (no link magic: e.g. QEMU's ivshmem
+		 * memory) keeps its size when the caller lets the layout fit
+		 * it; ours only ever grow: a host may still map the old size. */
+		if ((uint64_t)st.st_size < size && l->bar_fit && !l->bar_created &&
+		    st.st_size >= NPL_HEADER_AREA && !has_magic(fd)) {
+			l->bar_size = (uint64_t)st.st_size;
+			goto map;
+		}
 		if ((uint64_t)st.st_size < size && ftruncate(fd, (off_t)size))
 			goto fail_errno;
 		l->bar_size = (uint64_t)st.st_size > size ? (uint64_t)st.st_size : size;
@@ -47,6 +61,7 @@ static int shm_map_bar(struct npt_link *l, uint64_t size, char *err, size_t errl
 		}
 		l->bar_size = (uint64_t)st.st_size;
 	}
+map:
 	p = mmap(NULL, l->bar_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED)
 		goto fail_errno;

@@ -137,9 +137,15 @@ int npt_chan_open(struct npt_link *l, int idx, struct npt_chan **out)
 	}
 	/* reset our side, then publish the new session: CLOSED, reset,
 	 * session (release), OPEN (release) -- see docs "Opening a channel" */
-	c->session = npt_rd32(&c->ectl->session) + 1;
+	/* Sessions come from our own counter (seeded from the BAR on first use),
+	 * so that a value scribbled into the BAR cannot make a new session look
+	 * like the one the EP accepted last. */
+	pthread_mutex_lock(&l->lock);
+	c->session = (l->chan_session[c->idx] ? l->chan_session[c->idx] : npt_rd32(&c->ectl->session)) + 1;
 	if (!c->session)
 		c->session = 1;
+	l->chan_session[c->idx] = c->session;
+	pthread_mutex_unlock(&l->lock);
 	npt_store_release32(&c->ectl->host_state, NPL_CH_CLOSED);
 	for (uint32_t k = 0; k < c->n; k++)
 		npt_wr32(&c->sq[k].seq, 0);

@@ -127,6 +127,12 @@ int npt_host_reap(struct npt_chan *c, struct npt_hcomp *out, unsigned max)
 		return r;
 	if (unlikely(!c->frames || c->role != NPT_ROLE_HOST))
 		return -EINVAL;
+	if (unlikely(!c->accepted)) {
+		/* the completion ring may still hold a previous session's entries */
+		r = npt_chan_peer_check(c);
+		if (r || !c->accepted)
+			return r;
+	}
 	while (n < max && c->inflight) {
 		struct npl_cqe *slot = &c->cq[c->cq_head & c->mask];
 		struct npl_cqe e;

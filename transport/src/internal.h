@@ -109,6 +109,10 @@ int  npt_layout_compute(const struct npt_link_params *p, uint32_t features,
 void npt_layout_write(struct npl_bar_header *h, const struct npt_layout *lay);
 int  npt_layout_read(const struct npl_bar_header *h, uint64_t mapped,
 		     struct npt_layout *lay, char *err, size_t errlen);
+/* EP: the largest layout with p's channels and ring that fits bar_size bytes
+ * (data_per_chan shrunk; max_xfer derived unless p sets it). */
+int  npt_layout_fit(const struct npt_link_params *p, uint32_t features, uint64_t bar_size,
+		    struct npt_layout *lay, char *err, size_t errlen);
 int  npt_window_check(const struct npt_layout *lay, uint64_t bus, uint64_t size,
 		      uint64_t stride, char *err, size_t errlen);
 
@@ -167,6 +171,7 @@ struct npt_link {
 	bool bar_wc;                 /* host: BAR mapped write-combined */
 	int bar_fd, win_fd;          /* shm backend */
 	bool bar_created, win_created;
+	bool bar_fit;                /* EP: fit the layout into a foreign BAR file */
 	void *pci_dev;               /* pci backend */
 	void *bar_map; size_t bar_maplen;
 	struct npl_bar_header *hdr;
@@ -189,7 +194,7 @@ struct npt_link {
 	uint64_t peer_hb_ns;         /* when it last changed (local monotonic) */
 	uint64_t hb;                 /* our heartbeat */
 	bool chan_busy[NPT_MAX_CHANNELS];    /* a local handle exists */
-	uint32_t chan_session[NPT_MAX_CHANNELS]; /* EP: last session accepted */
+	uint32_t chan_session[NPT_MAX_CHANNELS]; /* EP: last session accepted; host: last opened */
 	char errmsg[NPT_ERRLEN];
 	char errcopy[NPT_ERRLEN];
 	char desc[PATH_MAX + 64];

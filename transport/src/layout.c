@@ -73,6 +73,49 @@ int npt_layout_compute(const struct npt_link_params *p, uint32_t features,
 	return 0;
 }
 
+/* Smallest payload area worth fitting: one 64 KiB request at a time. */
+#define FIT_MIN_DATA (64u << 10)
+
+int npt_layout_fit(const struct npt_link_params *p, uint32_t features, uint64_t bar_size,
+		   struct npt_layout *lay, char *err, size_t errlen)
+{
+	struct npt_link_params q = p ? *p : (struct npt_link_params){ 0 };
+	uint32_t n = q.nchannels ? q.nchannels : NPT_DEFAULT_CHANNELS;
+	uint32_t ring = q.ring_entries ? q.ring_entries : NPT_DEFAULT_RING;
+	uint64_t per, head, data;
+	uint32_t x;
+	int r;
+
+	/* validates nchannels and ring_entries with the usual messages */
+	q.data_per_chan = FIT_MIN_DATA;
+	q.max_xfer = q.max_xfer && q.max_xfer <= FIT_MIN_DATA ? q.max_xfer : FIT_MIN_DATA;
+	r = npt_layout_compute(&q, features, lay, err, errlen);
+	if (r)
+		return r;
+	per = bar_size > NPL_HEADER_AREA ? (bar_size - NPL_HEADER_AREA) / n / NPL_PAGE * NPL_PAGE : 0;
+	head = lay->hp_offset + (uint64_t)lay->payload_offset;
+	data = per > head ? (per - head) / NPL_PAGE * NPL_PAGE : 0;
+	if (data > NPT_MAX_DATA)
+		data = NPT_MAX_DATA;
+	if (data < FIT_MIN_DATA) {
+		npt_seterr(err, errlen, "link: BAR of %" PRIu64 " bytes too small for %" PRIu32
+			   " channels x %" PRIu32 " entries (needs at least %" PRIu64 " bytes)",
+			   bar_size, n, ring, NPL_HEADER_AREA + n * (head + FIT_MIN_DATA));
+		return -ENOSPC;
+	}
+	q.data_per_chan = (uint32_t)data;
+	if (p && p->max_xfer) {
+		q.max_xfer = p->max_xfer;
+	} else {
+		/* two full-size requests in flight per channel, a power of two */
+		for (x = 1; (uint64_t)x * 2 * 2 <= data && x < NPT_DEFAULT_MAX_XFER; x *= 2)
+			;
+		q.max_xfer = x;
+	}
+	(void)ring;
+	return npt_layout_compute(&q, features, lay, err, errlen);
+}
+
 void npt_layout_write(struct npl_bar_header *h, const struct npt_layout *lay)
 {
 	npt_wr32(&h->magic, NPL_MAGIC);

@@ -312,9 +312,17 @@ static int ep_open(struct npt_link *l, const struct npt_link_params *p, char *er
 	r = npt_layout_compute(p, features, &l->lay, err, errlen);
 	if (r)
 		return r;
+	/* Without an explicit payload size, a foreign BAR file (QEMU's ivshmem
+	 * memory, fixed size) gets the largest layout that fits it. */
+	l->bar_fit = !(p && p->data_per_chan);
 	r = l->ops->map_bar(l, l->lay.bar_size, err, errlen);
 	if (r)
 		return r;
+	if (l->bar_size < l->lay.bar_size) {
+		r = npt_layout_fit(p, features, l->bar_size, &l->lay, err, errlen);
+		if (r)
+			return r;
+	}
 	h = l->hdr = (struct npl_bar_header *)l->bar;
 	if (npt_rd32(&h->magic) == NPL_MAGIC)
 		prev = npt_rd32(&h->ep_generation);

@@ -62,10 +62,15 @@ struct npt_link_params {          /* EP: the layout it publishes; host: what it 
 int  npt_link_open(const char *spec, enum npt_role role, const struct npt_link_params *p,
                    struct npt_link **out, char *err, size_t errlen);   /* 0 or -errno + message */
 void npt_link_close(struct npt_link *l);                                /* NULL-safe */
-/* Beats this side's heartbeat and checks the peer's. Call it at least every
- * 100 ms (NPT_HEARTBEAT_MS) while the link is in use.
- * 0 up, -ECONNRESET peer reset or dead, -EPROTO peer corrupted the layout,
- * -EAGAIN (host) EP is up but this host is not attached yet. */
+/* State of the link as watched by the link's heartbeat thread (which beats
+ * every 50 ms and declares the peer dead after NPT_PEER_DEAD_MS without a
+ * beat). Cheap: call it as often as you like.
+ * Host: 0 up, -ECONNRESET EP reset/closed/dead, -EPROTO EP corrupted the
+ * layout. Down is final for a host link: close it and open it again.
+ * EP: 0 a host is attached and alive, -EAGAIN no host attached (yet, or any
+ * more: the previous one detached or died; its channels fail with
+ * -ECONNRESET and the next host is accepted automatically).
+ * npt_link_error() says why. */
 int  npt_link_check(struct npt_link *l);
 const char *npt_link_error(struct npt_link *l);   /* last error/why down, for logs; never NULL */
 unsigned npt_link_nchannels(const struct npt_link *l);

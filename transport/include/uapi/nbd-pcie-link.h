@@ -210,9 +210,13 @@ struct npk_host_irq_counts {
 
 #define NPK_HOST_IOC_INFO       _IOR(NPK_IOC_MAGIC, 0x00, struct npk_host_info)
 #define NPK_HOST_IOC_IRQ_COUNTS _IOR(NPK_IOC_MAGIC, 0x01, struct npk_host_irq_counts)
+/* Which vectors this open file counts (bit n = vector n; default: all), so
+ * that e.g. one thread per channel sleeps on its channel's vector only.
+ * Setting it restarts the file's count at zero. */
+#define NPK_HOST_IOC_SET_VECTORS _IOW(NPK_IOC_MAGIC, 0x02, __u32)
 /*
- * Host read(): 8 bytes, a __u64 = interrupts (all vectors) since this file's
- * previous read; blocks until it is non-zero (EAGAIN with O_NONBLOCK).
+ * Host read(): 8 bytes, a __u64 = interrupts (of the file's vectors) since
+ * its previous read; blocks until it is non-zero (EAGAIN with O_NONBLOCK).
  * poll(): POLLIN when that number is non-zero. Interrupts coalesce: one
  * means "look at the rings", never "one completion". After the device is
  * unbound or removed every operation fails with ENODEV, poll() reports
