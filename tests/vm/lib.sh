@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Host side of the nbd-pcie QEMU guest tests: sourced by tests/vm/scenarios/*.sh.
 #
 # Environment (set by CTest from tests/vm/CMakeLists.txt):
