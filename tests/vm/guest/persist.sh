@@ -17,6 +17,8 @@ step persist-loop
 echo "VMTEST-LOOP-1"
 nbdpcie-vmtool writeloop /dev/nbd0 $BS $N "$vm_seed" $LOOP_S || fail "with -p the write loop saw an error across the EP restart"
 ctl_wait ep-restarted 10
+echo "--- kernel nbd messages during the EP restart:"
+dmesg | grep -E 'nbd' | tail -n 8
 pattern verify /dev/nbd0 0 $((BS * N)) "$vm_seed" direct
 out=$(nbd-pcie-client -c /dev/nbd0) || fail "-c says /dev/nbd0 is not connected after the EP restart"
 detach /dev/nbd0
