@@ -91,7 +91,8 @@ struct npe_func {
 	struct device *dma_dev;           /* the controller's parent: owns both buffers */
 
 	/* events */
-	spinlock_t ev_lock;               /* link, events */
+	spinlock_t ev_lock;               /* link, events, window */
+	struct npk_ep_window window;      /* host range DMA may target; size 0 = none */
 	u32 link;                         /* NPK_EP_LINK_* */
 	u32 events;                       /* changes of link so far */
 	wait_queue_head_t wq;

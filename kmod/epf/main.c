@@ -325,6 +325,9 @@ static void npe_unbind(struct pci_epf *epf)
 	if (f->link & NPK_EP_LINK_INIT)
 		pci_epc_clear_bar(epc, epf->func_no, epf->vfunc_no, &epf->bar[f->cfg.bar]);
 	npe_free_memory(f);
+	spin_lock_irq(&f->ev_lock);
+	memset(&f->window, 0, sizeof(f->window));
+	spin_unlock_irq(&f->ev_lock);
 	npe_event(f, 0, NPK_EP_LINK_INIT | NPK_EP_LINK_UP | NPK_EP_LINK_BME);
 }
 

@@ -46,6 +46,21 @@ static void fuzz_dma(const uint8_t **p, size_t *left)
 	check(d.host_addr + (d.len - 1) >= d.host_addr);
 	check(d.offset % lim.dma_align == 0 && d.host_addr % lim.dma_align == 0 &&
 	      d.len % lim.dma_align == 0);
+	check(lim.window.size != 0);
+	check(d.host_addr >= lim.window.bus_addr);
+	check(d.host_addr - lim.window.bus_addr + d.len <= lim.window.size);
+}
+
+static void fuzz_window(const uint8_t **p, size_t *left)
+{
+	struct npk_ep_window w;
+	char msg[160];
+
+	take(p, left, &w, sizeof(w));
+	if (npk_check_ep_window(&w, msg, sizeof(msg)) || !w.size)
+		return;
+	check(w.bus_addr % NPL_PAGE == 0 && w.size % NPL_PAGE == 0);
+	check(w.bus_addr + (w.size - 1) >= w.bus_addr);
 }
 
 static void fuzz_irq(const uint8_t **p, size_t *left)
@@ -144,12 +159,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t which;
 
 	take(&p, &left, &which, 1);
-	switch (which % 5) {
+	switch (which % 6) {
 	case 0: fuzz_dma(&p, &left); break;
 	case 1: fuzz_irq(&p, &left); break;
 	case 2: fuzz_mmap(&p, &left); break;
 	case 3: fuzz_layout(&p, &left); break;
-	default: fuzz_vectors(&p, &left); break;
+	case 4: fuzz_vectors(&p, &left); break;
+	default: fuzz_window(&p, &left); break;
 	}
 	return 0;
 }
