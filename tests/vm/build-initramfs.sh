@@ -16,7 +16,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-out= kver= with_fio=0 extra_mods=()
+out='' kver='' with_fio=0 extra_mods=()
 while getopts "o:k:fm:" opt; do
     case $opt in
     o) out=$OPTARG ;;
