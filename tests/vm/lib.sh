@@ -19,10 +19,11 @@ set -uo pipefail
 EP_SERVER=${EP_SERVER:-}
 VM_TIMEOUT=${VM_TIMEOUT:-240}
 
-# ivshmem BAR2 of the link: a power of two as ivshmem requires, and room for
-# the EP's default BAR-only layout (header, rings and 4 channels of 16 MiB of
-# payload area: 67260416 bytes), which the next power of two is 128 MiB. The
-# file is sparse: only what the link touches takes memory.
+# ivshmem BAR2 of the link: a power of two as ivshmem requires. The EP fits
+# its layout into the file it is given; 128 MiB holds its default BAR-only
+# layout (header, rings and 4 channels of 16 MiB of payload area: 67260416
+# bytes) without shrinking it. The file is sparse: only what the link touches
+# takes memory.
 VM_BAR_SIZE=${VM_BAR_SIZE:-134217728}
 # The control mailbox's BAR2: ivshmem's smallest useful size is a page; 64 KiB
 # leaves room to grow without changing the guest side (which reads 4 KiB).
