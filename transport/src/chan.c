@@ -276,6 +276,9 @@ void npt_chan_close(struct npt_chan *c)
 		}
 		npt_host_chan_fini(c);
 		/* after npt_link_close() the registry is no longer ours to touch */
+		/* flock does not exclude the threads of one process: the link
+		 * lock does (same order as in npt_chan_open) */
+		pthread_mutex_lock(&c->link->lock);
 		if (c->link->reg_fd >= 0 && !__atomic_load_n(&c->link->closing, __ATOMIC_ACQUIRE) &&
 		    npt_hosts_lock(c->link) == 0) {
 			npt_hosts_read(c->link, &reg);
@@ -285,6 +288,7 @@ void npt_chan_close(struct npt_chan *c)
 			}
 			npt_hosts_unlock(c->link);
 		}
+		pthread_mutex_unlock(&c->link->lock);
 	} else {
 		if (c->hctl && c->status != -EPROTO)
 			npt_store_release32(&c->hctl->ep_state, NPL_CHE_CLOSED);
