@@ -38,7 +38,7 @@ void srv_cli_usage(FILE *out)
 	fprintf(out,
 "Usage: nbd-pcie-server -C FILE [-d] [-p PIDFILE] [-M MAX] [--pcie LINK]...\n"
 "       nbd-pcie-server [OPTIONS] [IP@]PORT FILE [SIZE] [-r] [-c]\n"
-"       nbd-pcie-server [OPTIONS] --pcie LINK... | -u SOCKET  FILE [SIZE] [-r] [-c]\n"
+"       nbd-pcie-server [OPTIONS] (--pcie LINK | -u SOCKET)... FILE [SIZE] [-r] [-c]\n"
 "\n"
 "Serves files and block devices with nbd-server's semantics over PCIe links\n"
 "(channels of the nbd-pcie transport), TCP and unix sockets.\n"
@@ -65,9 +65,12 @@ void srv_cli_usage(FILE *out)
 "  SIZE                     export size in bytes (K/M/G/T suffixes), at most\n"
 "                           the size of FILE\n"
 "\n"
-"Requests of up to %u MiB are served; larger ones get EINVAL (or EOVERFLOW).\n"
-"Memory per socket connection: at most %u MiB of request payload buffers plus\n"
-"%u KiB of state; PCIe channels use the link's staging memory instead.\n",
+"Requests of up to %u MiB are served; larger ones get EINVAL (a larger WRITE\n"
+"also ends its connection: its payload is not read).\n"
+"Memory per socket connection: at most %u MiB of request payload buffers (in\n"
+"use or kept for reuse) plus %u KiB of state; PCIe channels use the link's\n"
+"staging memory instead.\n"
+"SIGTERM/SIGINT: answer requests in flight, flush, exit 0.\n",
 	        SRV_DEFAULT_THREADS, SRV_MAX_THREADS, SRV_MAX_REQUEST >> 20,
 	        SRV_CONN_PAYLOAD_BUDGET >> 20, SRV_CONN_STATE_KIB);
 }

@@ -527,6 +527,13 @@ int srv_config_finish(struct srv_config *c, char *err, size_t errlen)
 		c->tcp = true;
 	if (c->tcp && !c->port)
 		c->port = g_strdup(SRV_DEFAULT_PORT);
+	for (size_t i = 0; c->pcie && c->pcie[i]; i++)
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(c->pcie[i], c->pcie[j])) {
+				snprintf(err, errlen, "config %s: pcie link '%s' given twice "
+				         "(in [generic] pcie and/or --pcie)", o, c->pcie[i]);
+				return -EINVAL;
+			}
 	if (c->duallisten && !c->unixsock)
 		srv_log(LOG_WARNING, "config %s: [generic] duallisten: has no effect without "
 		        "unixsock", o);

@@ -30,7 +30,6 @@ struct pcie_conn {
 	struct pcie_req *slots;         /* by tag, NPT_MAX_RING_ENTRIES of them */
 	struct srv_req *defer_head, *defer_tail;   /* completions the ring had no room for */
 	unsigned fetching;              /* WRITE payloads being pulled */
-	const char *spec;
 };
 
 static struct pcie_conn *pc(struct srv_conn *c)
@@ -258,7 +257,8 @@ static const struct srv_conn_ops pcie_ops = {
 	.destroy = pcie_destroy,
 };
 
-struct srv_conn *srv_pcie_conn_new(struct srv_server *srv, struct npt_link *l, struct npt_chan *ch)
+struct srv_conn *srv_pcie_conn_new(struct srv_server *srv, struct npt_link *l, struct npt_chan *ch,
+                                   const char *spec)
 {
 	struct pcie_conn *p = calloc(1, sizeof(*p));
 
@@ -272,7 +272,7 @@ struct srv_conn *srv_pcie_conn_new(struct srv_server *srv, struct npt_link *l, s
 	srv_conn_init(&p->base, &pcie_ops, srv);
 	p->link = l;
 	p->ch = ch;
-	snprintf(p->base.desc, sizeof(p->base.desc), "pcie %s ch %u #%lu", npt_link_describe(l),
+	snprintf(p->base.desc, sizeof(p->base.desc), "pcie %s ch %u #%lu", spec,
 	         npt_chan_index(ch), p->base.id);
 	return &p->base;
 }

@@ -27,6 +27,23 @@
 /* Requests taken per pump so one busy connection cannot starve the others
  * of its worker. */
 #define SOCK_BATCH 64
+/* Requests one socket connection may hold (in flight or with a reply
+ * queued) before it stops reading: bounds the memory of a client that
+ * pipelines without reading replies (512 x ~130 bytes), and is four
+ * kernel nbd queues deep. */
+#define SOCK_MAX_REQS 512
+/* Freed payload buffers kept for reuse per connection: reusing them spares
+ * the allocator's trim/madvise and the page faults that follow (measured:
+ * ~0.8 ms per madvise at 1 MiB requests). Buffers up to BUF_CACHE_MAX_CAP
+ * are rounded up to a power of two (at least BUF_MIN_CAP) so they fit
+ * later requests; larger ones are exact and never kept. Kept buffers count
+ * against SRV_CONN_PAYLOAD_BUDGET like buffers in use. */
+#define BUF_CACHE_SLOTS 16
+#define BUF_CACHE_MAX_CAP (8u << 20)
+#define BUF_MIN_CAP 4096u
+/* Send buffer asked for per socket (bytes): four 1 MiB READ replies in
+ * flight without waiting for POLLOUT (the kernel caps it at wmem_max). */
+#define SOCK_SNDBUF (4 << 20)
 
 struct sock_conn {
 	struct srv_conn base;
@@ -39,7 +56,11 @@ struct sock_conn {
 	struct srv_req *skip_req;       /* its error reply, queued once skipped */
 	struct nbd_request waiting;     /* header waiting for payload budget */
 	bool has_waiting;
-	uint64_t budget;                /* payload bytes held now */
+	uint64_t budget;                /* payload buffer bytes in use now */
+	struct { void *p; uint32_t cap; } cache[BUF_CACHE_SLOTS];
+	unsigned ncache;
+	uint64_t cached;                /* bytes in cache[] */
+	unsigned nreqs;                 /* requests allocated now */
 	struct srv_req *out_head, *out_tail;
 	size_t out_off;                 /* bytes of out_head already sent */
 };
@@ -49,12 +70,73 @@ static struct sock_conn *sk(struct srv_conn *c)
 	return container_of(c, struct sock_conn, base);
 }
 
+static uint32_t buf_cap(uint32_t len)
+{
+	uint32_t cap = BUF_MIN_CAP;
+	if (len > BUF_CACHE_MAX_CAP)
+		return len;
+	while (cap < len)
+		cap <<= 1;
+	return cap;
+}
+
+static void cache_drop_all(struct sock_conn *s)
+{
+	while (s->ncache) {
+		s->ncache--;
+		s->cached -= s->cache[s->ncache].cap;
+		free(s->cache[s->ncache].p);
+	}
+}
+
+/* A payload buffer of len bytes (capacity in *cap), or NULL when the budget
+ * has no room now (*cap = 0) or memory is out (*cap != 0). */
+static void *buf_get(struct sock_conn *s, uint32_t len, uint32_t *cap)
+{
+	uint32_t want = buf_cap(len);
+	void *p;
+
+	for (unsigned i = 0; i < s->ncache; i++) {
+		if (s->cache[i].cap == want) {
+			p = s->cache[i].p;
+			s->cached -= want;
+			s->cache[i] = s->cache[--s->ncache];
+			s->budget += want;
+			*cap = want;
+			return p;
+		}
+	}
+	*cap = 0;
+	if (s->budget && s->budget + want > SRV_CONN_PAYLOAD_BUDGET)
+		return NULL;   /* wait for replies to free buffers */
+	if (s->budget + s->cached + want > SRV_CONN_PAYLOAD_BUDGET)
+		cache_drop_all(s);
+	*cap = want;
+	p = malloc(want);
+	if (p)
+		s->budget += want;
+	return p;
+}
+
+static void buf_put(struct sock_conn *s, void *p, uint32_t cap)
+{
+	s->budget -= cap;
+	if (cap <= BUF_CACHE_MAX_CAP && s->ncache < BUF_CACHE_SLOTS &&
+	    s->budget + s->cached + cap <= SRV_CONN_PAYLOAD_BUDGET) {
+		s->cache[s->ncache].p = p;
+		s->cache[s->ncache].cap = cap;
+		s->ncache++;
+		s->cached += cap;
+		return;
+	}
+	free(p);
+}
+
 static void req_free(struct sock_conn *s, struct srv_req *q)
 {
-	if (q->buf) {
-		s->budget -= q->r.length;
-		free(q->buf);
-	}
+	s->nreqs--;
+	if (q->buf)
+		buf_put(s, q->buf, q->bufcap);
 	free(q);
 }
 
@@ -145,11 +227,13 @@ static int flush_out(struct sock_conn *s)
 	return progress;
 }
 
-static struct srv_req *req_new(const struct nbd_request *r)
+static struct srv_req *req_new(struct sock_conn *s, const struct nbd_request *r)
 {
 	struct srv_req *q = calloc(1, sizeof(*q));
-	if (q)
+	if (q) {
 		q->r = *r;
+		s->nreqs++;
+	}
 	return q;
 }
 
@@ -161,12 +245,19 @@ static int start_payload(struct sock_conn *s)
 	const struct nbd_request *r = &s->waiting;
 	struct srv_req *q;
 
-	if (s->budget && s->budget + r->length > SRV_CONN_PAYLOAD_BUDGET)
-		return 0;
-	q = req_new(r);
-	if (!q)
+	uint32_t cap;
+	void *buf = buf_get(s, r->length, &cap);
+
+	if (!buf && !cap)
+		return 0;      /* no room in the budget yet */
+	q = req_new(s, r);
+	if (!q) {
+		if (buf)
+			buf_put(s, buf, cap);
 		return -ENOMEM;
-	q->buf = malloc(r->length);
+	}
+	q->buf = buf;
+	q->bufcap = cap;
 	if (!q->buf) {
 		/* no memory: refuse this request, keep the stream in sync */
 		q->err = NBD_ENOMEM;
@@ -179,7 +270,6 @@ static int start_payload(struct sock_conn *s)
 		}
 		return 1;
 	}
-	s->budget += r->length;
 	s->has_waiting = false;
 	if (r->type == NBD_CMD_WRITE) {
 		s->cur = q;
@@ -203,7 +293,7 @@ static int handle_header(struct sock_conn *s, const struct nbd_request *r)
 	}
 	err = srv_conn_validate(c, r);
 	if (err) {
-		q = req_new(r);
+		q = req_new(s, r);
 		if (!q)
 			return -ENOMEM;
 		q->err = err;
@@ -228,7 +318,7 @@ static int handle_header(struct sock_conn *s, const struct nbd_request *r)
 		s->has_waiting = true;
 		return start_payload(s) < 0 ? -ENOMEM : 0;
 	}
-	q = req_new(r);
+	q = req_new(s, r);
 	if (!q)
 		return -ENOMEM;
 	srv_engine_submit(c, q);
@@ -302,6 +392,8 @@ static int read_in(struct sock_conn *s)
 			progress = 1;
 			continue;
 		}
+		if (s->nreqs >= SOCK_MAX_REQS)
+			break;   /* wait for replies to go out */
 		if (s->in_len - s->in_off < NBD_REQUEST_SIZE) {
 			memmove(s->in, s->in + s->in_off, s->in_len - s->in_off);
 			s->in_len -= s->in_off;
@@ -363,7 +455,7 @@ static int sock_poll_fd(struct srv_conn *c, unsigned *events)
 {
 	struct sock_conn *s = sk(c);
 	*events = 0;
-	if (!c->draining && !s->has_waiting)
+	if (!c->draining && !s->has_waiting && s->nreqs < SOCK_MAX_REQS)
 		*events |= POLLIN;
 	if (s->out_head)
 		*events |= POLLOUT;
@@ -387,6 +479,7 @@ static void sock_destroy(struct srv_conn *c)
 		req_free(s, s->cur);
 	if (s->skip_req)
 		req_free(s, s->skip_req);
+	cache_drop_all(s);
 	close(s->fd);
 	free(s);
 }
@@ -426,6 +519,10 @@ struct srv_conn *srv_sock_conn_new(struct srv_server *srv, int fd, bool tcp)
 	c = &s->base;
 	srv_conn_init(c, tcp ? &sock_tcp_ops : &sock_unix_ops, srv);
 	s->fd = fd;
+	/* Larger socket buffers: a 1 MiB READ reply leaves in one or two
+	 * sends instead of five wake-ups (the kernel caps it at wmem_max). */
+	int sbuf = SOCK_SNDBUF;
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sbuf, sizeof(sbuf));
 	fl = fcntl(fd, F_GETFL);
 	if (fl >= 0)
 		fcntl(fd, F_SETFL, fl | O_NONBLOCK);

@@ -184,6 +184,10 @@ void srv_engine_submit(struct srv_conn *c, struct srv_req *q)
 	q->done = 0;
 	q->err = 0;
 	c->inflight++;
+	if ((q->r.type == NBD_CMD_READ || q->r.type == NBD_CMD_WRITE) && q->r.length == 0) {
+		finish(q, 0);   /* nothing to move; a 0-byte transfer would read as EOF */
+		return;
+	}
 	if (c->cow) {
 		run_cow(q);
 		return;

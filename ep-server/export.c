@@ -10,10 +10,32 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include "internal.h"
+
+/* Whether the block device says it is rotational (sysfs queue/rotational;
+ * partitions keep it in their parent's queue). */
+static bool blk_rotational(dev_t rdev)
+{
+	const char *fmt[] = { "/sys/dev/block/%u:%u/queue/rotational",
+	                      "/sys/dev/block/%u:%u/../queue/rotational" };
+	for (size_t i = 0; i < 2; i++) {
+		char path[128];
+		int c = EOF;
+		FILE *f;
+		snprintf(path, sizeof(path), fmt[i], major(rdev), minor(rdev));
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		c = fgetc(f);
+		fclose(f);
+		return c == '1';
+	}
+	return false;
+}
 
 int srv_export_open(struct srv_export *e, const struct srv_export_cfg *cfg,
                     char *err, size_t errlen)
@@ -45,6 +67,7 @@ int srv_export_open(struct srv_export *e, const struct srv_export_cfg *cfg,
 		if (ioctl(e->fd, BLKSSZGET, &lbs) < 0 || lbs < 512)
 			lbs = 512;   /* the smallest sector any block device has */
 		e->min_block = (uint32_t)lbs;
+		e->rotational = blk_rotational(st.st_rdev);
 	} else if (S_ISREG(st.st_mode)) {
 		backing = (uint64_t)st.st_size;
 		e->min_block = 1;
@@ -80,7 +103,7 @@ int srv_export_open(struct srv_export *e, const struct srv_export_cfg *cfg,
 		e->tflags |= NBD_FLAG_SEND_FLUSH;
 	if (cfg->fua)
 		e->tflags |= NBD_FLAG_SEND_FUA;
-	if (cfg->rotational)
+	if (cfg->rotational || e->rotational)   /* configured, or the device says so */
 		e->tflags |= NBD_FLAG_ROTATIONAL;
 	if (cfg->trim)
 		e->tflags |= NBD_FLAG_SEND_TRIM;

@@ -31,8 +31,9 @@ void srv_log_set_sink(srv_log_sink_fn fn, void *ctx);   /* tests: capture messag
 /* Largest request payload served (the issue's limit; the kernel sends at
  * most 32 MiB, qemu 32 MiB): larger requests get EINVAL/EOVERFLOW. */
 #define SRV_MAX_REQUEST (64u << 20)
-/* Payload buffers one socket connection may hold at once: one request of
- * the maximum size always fits, so a connection never deadlocks. */
+/* Payload buffers one socket connection may hold at once, in use or kept
+ * for reuse: one request of the maximum size always fits, so a connection
+ * never deadlocks. */
 #define SRV_CONN_PAYLOAD_BUDGET (64u << 20)
 /* Fixed state per connection (input buffer, request slots), for --help. */
 #define SRV_CONN_STATE_KIB 256u
@@ -125,6 +126,7 @@ struct srv_export {
 	int fd;                 /* O_RDONLY when readonly or copyonwrite */
 	uint64_t size;          /* export size */
 	bool is_blk;            /* block device: BLKDISCARD / BLKZEROOUT */
+	bool rotational;        /* the block device reports a rotating disk */
 	uint32_t min_block, pref_block, max_block;
 	uint16_t tflags;        /* NBD_FLAG_* without HAS_FLAGS */
 	atomic_uint nconn;      /* connections in transmission */
@@ -162,6 +164,7 @@ struct srv_req {
 	struct srv_conn *conn;
 	struct nbd_request r;
 	void *buf;              /* payload: WRITE data in, READ data out */
+	uint32_t bufcap;        /* bytes allocated at buf (socket connections) */
 	uint32_t err;           /* NBD error of the reply (0 = success) */
 	uint32_t stage;         /* engine's progress through the command */
 	uint64_t done;          /* bytes done of a READ/WRITE */
@@ -217,6 +220,7 @@ struct srv_conn {
 	bool draining;          /* DISC, EOF, shutdown: no new requests */
 	bool dead;              /* the peer is gone: replies are dropped */
 	bool poll_armed, cancel_armed;
+	unsigned poll_events;   /* what the armed poll waits for */
 	unsigned inflight;      /* requests handed to the engine, not yet replied */
 	struct nbdp_server *hs;
 	uint8_t hsbuf[SRV_HS_BUF];
@@ -275,12 +279,15 @@ struct srv_conn *srv_sock_conn_new(struct srv_server *s, int fd, bool tcp);
 /* ---- conn-pcie.c: PCIe channel connections ------------------------------ */
 struct npt_chan;
 struct npt_link;
-struct srv_conn *srv_pcie_conn_new(struct srv_server *s, struct npt_link *l, struct npt_chan *ch);
+/* spec: the link string, for logs. */
+struct srv_conn *srv_pcie_conn_new(struct srv_server *s, struct npt_link *l, struct npt_chan *ch,
+                                   const char *spec);
 
 /* ---- listen.c: sockets and links the server accepts on ------------------- */
 struct srv_listen;
 int  srv_listen_open(struct srv_listen **out, struct srv_server *s, char *err, size_t errlen);
-/* Accepts until srv->stopping; wakes at least every NPT_HEARTBEAT_MS. */
+/* Accepts until stop_fd (a signalfd) reports SIGTERM/SIGINT; SIGHUP is
+ * logged and ignored. */
 int  srv_listen_run(struct srv_listen *l, int stop_fd);
 void srv_listen_close(struct srv_listen *l);
 

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -27,7 +29,9 @@
 #define LINK_POLL_MS 5
 /* How often links are checked (heartbeats): well inside NPT_HEARTBEAT_MS. */
 #define LINK_CHECK_MS 40
-/* Pending connections the kernel queues per listening socket. */
+/* Pending connections the kernel queues per listening socket: a host
+ * opening a multi-connection export at once (nbdcopy: 4, kernel nbd: one
+ * per CPU) fits many times over. */
 #define LISTEN_BACKLOG 64
 
 struct link_ent {
@@ -238,7 +242,7 @@ static void poll_links(struct srv_listen *l, bool check)
 				npt_chan_close(ch);
 				continue;
 			}
-			c = srv_pcie_conn_new(l->srv, le->link, ch);
+			c = srv_pcie_conn_new(l->srv, le->link, ch, le->spec);
 			if (!c) {
 				srv_log(LOG_ERR, "%s: out of memory", what);
 				npt_chan_close(ch);
@@ -273,8 +277,17 @@ int srv_listen_run(struct srv_listen *l, int stop_fd)
 			pfd[n++] = (struct pollfd){ .fd = l->unix_fd, .events = POLLIN };
 		if (poll(pfd, n, timeout) < 0 && errno != EINTR)
 			return -errno;
-		if (pfd[0].revents)
+		if (pfd[0].revents) {
+			struct signalfd_siginfo si;
+			if (read(stop_fd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo == SIGHUP) {
+				/* nbd-server re-reads its config on SIGHUP; say we do not */
+				srv_log(LOG_WARNING, "SIGHUP: reloading the configuration is not "
+				        "supported by nbd-pcie-server; ignored (restart to apply changes)");
+				continue;
+			}
+			srv_log(LOG_INFO, "signal %u received", si.ssi_signo);
 			return 0;
+		}
 		for (unsigned i = 1; i < n; i++) {
 			if (!(pfd[i].revents & POLLIN))
 				continue;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -17,6 +18,13 @@
 #include "common/compiler.h"
 #include "internal.h"
 #include "nbdpcie/transport.h"
+
+/* How long a stopping worker waits for its connections to drain (in-flight
+ * requests answered, replies sent) before dropping peers that do not read
+ * their replies: a stuck client must not keep the server from exiting. */
+#define DRAIN_TIMEOUT_MS 10000
+/* While stopping, the worker wakes at least this often to check the deadline. */
+#define DRAIN_TICK_MS 100
 
 /* Submission queue entries per worker ring: a full kernel nbd queue (128)
  * on a few connections without waiting for the ring to drain. */
@@ -38,7 +46,15 @@ struct srv_worker {
 	struct srv_conn *conns;         /* owned by the worker thread */
 	atomic_uint nconns;
 	struct npt_backoff backoff;
+	uint64_t drain_deadline;        /* monotonic ms; 0 = not stopping */
 };
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 struct io_uring_sqe *srv_worker_sqe(struct srv_worker *w)
 {
@@ -223,8 +239,7 @@ static void conn_free(struct srv_worker *w, struct srv_conn *c)
 	atomic_fetch_sub(&w->nconns, 1);
 	srv_cow_close(c->cow);
 	nbdp_server_free(c->hs);
-	if (c->state != SRV_C_HANDSHAKE || c->exp)
-		srv_log(LOG_INFO, "%s: closed", c->desc);
+	srv_log(LOG_INFO, "%s: closed", c->desc);
 	c->ops->destroy(c);
 }
 
@@ -273,7 +288,7 @@ static void arm_poll(struct srv_worker *w, struct srv_conn *c)
 	int fd;
 	struct io_uring_sqe *sqe;
 
-	if (c->poll_armed || c->state == SRV_C_CLOSING || !c->ops->poll_fd)
+	if (c->state == SRV_C_CLOSING || !c->ops->poll_fd)
 		return;
 	fd = c->ops->poll_fd(c, &events);
 	if (c->state == SRV_C_HANDSHAKE) {
@@ -282,10 +297,25 @@ static void arm_poll(struct srv_worker *w, struct srv_conn *c)
 	}
 	if (fd < 0 || !events)
 		return;
+	if (c->poll_armed) {
+		/* A poll armed for other events (POLLIN only while replies now
+		 * wait for POLLOUT) would never wake us: change its events. */
+		if (c->poll_events == events || c->cancel_armed)
+			return;
+		sqe = srv_worker_sqe(w);
+		io_uring_prep_poll_update(sqe, (uint64_t)(uintptr_t)&c->poll_ev,
+		                          (uint64_t)(uintptr_t)&c->poll_ev, events,
+		                          IORING_POLL_UPDATE_EVENTS);
+		io_uring_sqe_set_data(sqe, &c->cancel_ev);
+		c->cancel_armed = true;
+		c->poll_events = events;
+		return;
+	}
 	sqe = srv_worker_sqe(w);
 	io_uring_prep_poll_add(sqe, fd, events);
 	io_uring_sqe_set_data(sqe, &c->poll_ev);
 	c->poll_armed = true;
+	c->poll_events = events;
 }
 
 static void dispatch(struct srv_worker *w, struct io_uring_cqe *cqe)
@@ -331,6 +361,17 @@ static void *worker_main(void *arg)
 		w->inbox = NULL;
 		stopping = w->stop;
 		pthread_mutex_unlock(&w->lock);
+		if (stopping && !w->drain_deadline)
+			w->drain_deadline = now_ms() + DRAIN_TIMEOUT_MS;
+		if (stopping && now_ms() > w->drain_deadline) {
+			for (struct srv_conn *c = w->conns; c; c = c->next) {
+				if (!c->dead && c->state == SRV_C_TRANSMISSION)
+					srv_log(LOG_NOTICE, "%s: not drained after %d ms: dropping it",
+					        c->desc, DRAIN_TIMEOUT_MS);
+				c->dead = true;
+				c->draining = true;
+			}
+		}
 		while (in) {
 			struct srv_conn *next = in->next;
 			in->next = w->conns;
@@ -362,7 +403,8 @@ static void *worker_main(void *arg)
 			pp = &c->next;
 		}
 
-		io_uring_submit(&w->ring);
+		if (io_uring_sq_ready(&w->ring))
+			io_uring_submit(&w->ring);
 		while (io_uring_peek_cqe(&w->ring, &cqe) == 0) {
 			dispatch(w, cqe);
 			progress = 1;
@@ -384,14 +426,21 @@ static void *worker_main(void *arg)
 			w->wake_armed = true;
 		}
 		if (busy_poll) {
+			/* PCIe channels have no fd: poll again after the back-off,
+			 * or earlier when a completion or a socket wakes us. */
 			unsigned us = npt_backoff_next_us(&w->backoff);
 			if (us) {
-				struct __kernel_timespec ts = { .tv_sec = us / 1000000,
-				                                .tv_nsec = (long long)(us % 1000000) * 1000 };
+				struct __kernel_timespec ts = {
+					.tv_sec = us / 1000000,
+					.tv_nsec = (long long)(us % 1000000) * 1000,
+				};
 				io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
-			} else {
+			} else if (io_uring_sq_ready(&w->ring)) {
 				io_uring_submit(&w->ring);
 			}
+		} else if (stopping) {
+			struct __kernel_timespec ts = { .tv_nsec = DRAIN_TICK_MS * 1000000LL };
+			io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
 		} else {
 			io_uring_submit_and_wait(&w->ring, 1);
 		}

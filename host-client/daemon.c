@@ -18,7 +18,7 @@ int npc_stop_flag;
 
 static void on_signal(int sig)
 {
-	__atomic_store_n(&npc_stop_flag, sig, __ATOMIC_RELAXED);
+	npc_flag_raise(&npc_stop_flag, sig);
 }
 
 void npc_signals_init(void)

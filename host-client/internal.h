@@ -15,6 +15,34 @@
 #include <nbdproto/nbd.h>
 #include <nbdproto/validate.h>
 
+/* ------------------------------------------------ flags shared by threads */
+
+/* Stop requests (signal handler -> main loop, main loop -> relay threads):
+ * a plain flag read on every loop turn. Nothing is published with it, so
+ * no ordering is needed, only a single untorn load/store. */
+static inline void npc_flag_raise(int *flag, int value)
+{
+	__atomic_store_n(flag, value, __ATOMIC_RELAXED);
+}
+
+static inline int npc_flag_read(const int *flag)
+{
+	return __atomic_load_n(flag, __ATOMIC_RELAXED);
+}
+
+/* A relay thread's "finished" flag: the release orders its results (return
+ * code, error text, statistics) before the flag, the acquire makes them
+ * visible to the main thread that sees the flag set. */
+static inline void npc_done_publish(bool *done)
+{
+	__atomic_store_n(done, true, __ATOMIC_RELEASE);
+}
+
+static inline bool npc_done_seen(const bool *done)
+{
+	return __atomic_load_n(done, __ATOMIC_ACQUIRE);
+}
+
 /* ------------------------------------------------------------------ cli.c */
 
 /* Exit codes, the same as nbd-client 3.24 (documented in docs/nbd-pcie-client.md). */
@@ -31,6 +59,11 @@
 /* Upper bound for -C: the transport's channel limit per link. The real limit
  * (the EP's channel count) is checked once the link is open. */
 #define NPC_CONNECTIONS_MAX 64u
+/* Largest request the local socket mode accepts: the EP server serves 64 MiB
+ * on every path and the relay chunks anything larger than the link's max_xfer,
+ * so local NBD tools get the same limit as the server's own sockets. (The
+ * kernel attach path keeps the kernel's 32 MiB, NBDP_DEFAULT_MAX_PAYLOAD.) */
+#define NPC_LOCAL_MAX_REQUEST (64u << 20)
 
 enum npc_mode {
 	NPC_MODE_ATTACH,      /* -pcie LINK [opts] /dev/nbdX */
@@ -125,6 +158,22 @@ int npc_nl_watch(struct npc_nl *n, char *err, size_t errlen);
 int npc_nl_watch_fd(const struct npc_nl *n);
 int npc_nl_link_dead(struct npc_nl *n, int index);
 
+/* The kernel side of attach as an ops table: netlink in the binary, an
+ * in-process fake in tests (the same process can use the fds it is given).
+ * All return 0 or -errno (the kernel's errno for the commands). */
+struct npc_kernel_ops {
+	int (*open)(void **ctx, char *err, size_t errlen);
+	void (*close)(void *ctx);
+	int (*connect)(void *ctx, const struct npc_nl_config *c, uint32_t *index);
+	int (*reconfigure)(void *ctx, const struct npc_nl_config *c);
+	int (*disconnect)(void *ctx, int index);
+	int (*watch)(void *ctx, char *err, size_t errlen);  /* join LINK_DEAD notifications */
+	int (*link_dead)(void *ctx, int index);             /* drain them; 1 if one named index */
+};
+extern const struct npc_kernel_ops npc_kernel_netlink;
+/* What attach uses; &npc_kernel_netlink unless a test replaces it. */
+extern const struct npc_kernel_ops *npc_kernel;
+
 /* Client flags from the uapi <linux/nbd.h>, which cannot be included here
  * (its command names clash with proto's): the kernel's ABI values. */
 #define NPC_NBD_CFLAG_DESTROY_ON_DISCONNECT (1u << 0)
@@ -188,6 +237,7 @@ struct npc_relay_stats {
 	uint64_t bytes_read;           /* READ payload sent downstream */
 	uint64_t bytes_written;        /* WRITE payload acknowledged by the link */
 	uint64_t bytes_rx;             /* bytes received from downstream */
+	bool saw_disc;                 /* the downstream ended with NBD_CMD_DISC */
 };
 
 /* Runs until the downstream side ends (NBD_CMD_DISC or EOF, all replies
@@ -230,5 +280,31 @@ int npc_remote_handshake(struct npc_link *k, const struct nbdp_client_opts *co, 
 /* How long a handshake over the link may take: the EP answers from memory,
  * so anything beyond a few seconds means it is stuck. */
 #define NPC_HANDSHAKE_TIMEOUT_MS 10000
+
+/* ---------------------------------------------------------------- ctl.c */
+
+/* The control socket of the process that holds a link (abstract unix
+ * socket named after the link). listen: fd, or -EADDRINUSE if another
+ * process holds it. */
+int npc_ctl_listen(const char *link, char *err, size_t errlen);
+/* Answers waiting requests (non-blocking listen fd); who describes this
+ * process ("/dev/nbd0 export 'x'"). Runs LIST over k; ATTACH through
+ * attach() (NULL: refused), which fills msg either way. */
+void npc_ctl_serve(int lfd, struct npc_link *k, const char *who,
+		   int (*attach)(void *ctx, const struct npc_opts *o, char *msg, size_t msglen),
+		   void *ctx);
+/* Asks the holder of o->link to attach the device of o: 0 (msg: what was
+ * attached), -errno with msg, or -ECONNREFUSED/-ENOENT when there is no
+ * holder (then attach in this process). */
+int npc_ctl_attach(const struct npc_opts *o, char *msg, size_t msglen);
+/* Asks the holder of link: 0 and "PID DESCRIPTION" in who, or -ECONNREFUSED /
+ * -ENOENT when no process holds it. */
+int npc_ctl_who(const char *link, char *who, size_t wholen);
+/* LIST through the holder: 0, -errno with err, or -ECONNREFUSED/-ENOENT
+ * when there is no holder (then open the link directly). */
+int npc_ctl_list(const char *link, void (*emit)(void *ctx, const char *name, const char *desc),
+		 void *ctx, char *err, size_t errlen);
+/* Logs who holds link and returns -EBUSY, or returns 0 when nobody does. */
+int npc_ctl_refuse_if_held(const char *link, const char *what);
 
 #endif /* HOST_CLIENT_INTERNAL_H */

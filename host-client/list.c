@@ -28,6 +28,17 @@ int npc_cmd_list(const struct npc_opts *o)
 				       .on_list = print_export, .list_ctx = &count };
 	int r;
 
+	/* The process holding the link (a device, a -unix server) answers for
+	 * it: opening the link here would take it over. */
+	r = npc_ctl_list(o->link, print_export, &count, err, sizeof(err));
+	if (r != -ECONNREFUSED && r != -ENOENT) {
+		fflush(stdout);
+		if (r) {
+			npc_log(LOG_ERR, "-l -pcie %s: %s", o->link, err);
+			return NPC_EXIT_FAIL;
+		}
+		return NPC_EXIT_OK;
+	}
 	if ((r = npc_link_open(o->link, &k, err, sizeof(err)))) {
 		npc_log(LOG_ERR, "-l: %s", err);
 		return NPC_EXIT_FAIL;

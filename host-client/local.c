@@ -81,9 +81,9 @@ static int lookup(void *opaque, const char *name, struct nbdp_export *out)
 	out->tflags = e.tflags & (uint16_t)~NBD_FLAG_HAS_FLAGS;
 	out->min_block = e.min_block;
 	out->pref_block = e.pref_block;
-	/* The relay chunks anything up to the protocol's 32 MiB for the link. */
-	out->max_block = e.max_block && e.max_block < NBDP_DEFAULT_MAX_PAYLOAD
-		? e.max_block : NBDP_DEFAULT_MAX_PAYLOAD;
+	/* The relay chunks a request of any size for the link. */
+	out->max_block = e.max_block && e.max_block < NPC_LOCAL_MAX_REQUEST
+		? e.max_block : NPC_LOCAL_MAX_REQUEST;
 	if (out->min_block > out->max_block)
 		out->min_block = 0;
 	snprintf(out->name, sizeof(out->name), "%s", name);
@@ -283,7 +283,8 @@ int npc_cmd_local(const struct npc_opts *o)
 {
 	struct local L = { .o = o };
 	char err[512];
-	int lfd = -1, notify = -1, ret = NPC_EXIT_FAIL, r;
+	int lfd = -1, notify = -1, ret = NPC_EXIT_FAIL, r, ctl = -1;
+	char who[160];
 	bool pidfile = false;
 
 	npc_signals_init();
@@ -299,16 +300,26 @@ int npc_cmd_local(const struct npc_opts *o)
 		if (r == 1)
 			return pexit;
 	}
+	if (npc_ctl_refuse_if_held(o->link, "-unix"))
+		return NPC_EXIT_FAIL;
 	if ((r = npc_link_open(o->link, &L.k, err, sizeof(err)))) {
 		npc_log(LOG_ERR, "%s", err);
+		return NPC_EXIT_FAIL;
+	}
+	ctl = npc_ctl_listen(o->link, err, sizeof(err));
+	if (ctl < 0) {
+		npc_log(LOG_ERR, "%s", err);
+		npc_link_close(L.k);
 		return NPC_EXIT_FAIL;
 	}
 	lfd = listen_unix(o->unix_path, err, sizeof(err));
 	if (lfd < 0) {
 		npc_log(LOG_ERR, "%s", err);
+		close(ctl);
 		npc_link_close(L.k);
 		return NPC_EXIT_FAIL;
 	}
+	snprintf(who, sizeof(who), "(-unix %s)", o->unix_path);
 	if (o->pidfile) {
 		if (npc_pidfile_write(o->pidfile, err, sizeof(err))) {
 			npc_log(LOG_ERR, "%s", err);
@@ -322,8 +333,9 @@ int npc_cmd_local(const struct npc_opts *o)
 	notify = -1;
 
 	ret = NPC_EXIT_OK;
-	while (!__atomic_load_n(&npc_stop_flag, __ATOMIC_RELAXED)) {
-		struct pollfd p = { .fd = lfd, .events = POLLIN };
+	while (!npc_flag_read(&npc_stop_flag)) {
+		struct pollfd p[2] = { { .fd = lfd, .events = POLLIN },
+				       { .fd = ctl, .events = POLLIN } };
 
 		r = npc_link_check(L.k);
 		if (r && r != -EAGAIN) {
@@ -332,10 +344,14 @@ int npc_cmd_local(const struct npc_opts *o)
 			ret = NPC_EXIT_FAIL;
 			break;
 		}
-		if (poll(&p, 1, LOCAL_TICK_MS) <= 0) {
+		if (poll(p, 2, LOCAL_TICK_MS) <= 0) {
 			reap_conns(&L, false);
 			continue;
 		}
+		if (p[1].revents)
+			npc_ctl_serve(ctl, L.k, who, NULL, NULL);
+		if (!p[0].revents)
+			continue;
 		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
@@ -362,7 +378,7 @@ int npc_cmd_local(const struct npc_opts *o)
 		L.conns = c;
 		reap_conns(&L, false);
 	}
-	__atomic_store_n(&L.stop, 1, __ATOMIC_RELAXED);
+	npc_flag_raise(&L.stop, 1);
 	reap_conns(&L, true);
 	npc_log(LOG_INFO, "stopped: %u connections, %llu requests, %llu bytes read, %llu bytes written",
 		L.served, (unsigned long long)L.total.requests,
@@ -370,6 +386,7 @@ int npc_cmd_local(const struct npc_opts *o)
 	pthread_mutex_destroy(&L.mu);
 out:
 	close(lfd);
+	close(ctl);
 	unlink(o->unix_path);
 	if (pidfile)
 		unlink(o->pidfile);

@@ -449,3 +449,47 @@ int npc_nl_link_dead(struct npc_nl *n, int index)
 	nl_cb_put(cb);
 	return d.dead ? 1 : 0;
 }
+
+/* ---------------------------------------------------- kernel ops table */
+
+static int k_open(void **ctx, char *err, size_t errlen)
+{
+	return npc_nl_open((struct npc_nl **)ctx, err, errlen);
+}
+
+static void k_close(void *ctx)
+{
+	npc_nl_close(ctx);
+}
+
+static int k_connect(void *ctx, const struct npc_nl_config *c, uint32_t *index)
+{
+	return npc_nl_connect(ctx, c, index);
+}
+
+static int k_reconfigure(void *ctx, const struct npc_nl_config *c)
+{
+	return npc_nl_reconfigure(ctx, c);
+}
+
+static int k_disconnect(void *ctx, int index)
+{
+	return npc_nl_disconnect(ctx, index);
+}
+
+static int k_watch(void *ctx, char *err, size_t errlen)
+{
+	return npc_nl_watch(ctx, err, errlen);
+}
+
+static int k_link_dead(void *ctx, int index)
+{
+	return npc_nl_watch_fd(ctx) >= 0 ? npc_nl_link_dead(ctx, index) : 0;
+}
+
+const struct npc_kernel_ops npc_kernel_netlink = {
+	.open = k_open, .close = k_close, .connect = k_connect, .reconfigure = k_reconfigure,
+	.disconnect = k_disconnect, .watch = k_watch, .link_dead = k_link_dead,
+};
+
+const struct npc_kernel_ops *npc_kernel = &npc_kernel_netlink;

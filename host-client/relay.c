@@ -130,7 +130,9 @@ struct relay {
 
 	unsigned inflight_parents;
 	unsigned inflight_chunks; /* submitted to the link, not completed */
+	unsigned bufs_held;       /* payload buffers allocated and not freed */
 	int fatal;                /* -errno ending the relay */
+	int close_code;           /* -errno to return once the replies are out */
 	char *err;
 	size_t errlen;
 	struct npc_relay_stats *stats;
@@ -153,6 +155,12 @@ static int fail(struct relay *r, int code, const char *fmt, ...)
 
 /* ------------------------------------------------------------ slots */
 
+static void buf_put(struct relay *r, struct npt_hbuf *b)
+{
+	r->conf->up->buf_free(r->conf->up_ctx, b);
+	r->bufs_held--;
+}
+
 static int chunk_get(struct relay *r)
 {
 	int i = r->chunk_free;
@@ -171,7 +179,7 @@ static void chunk_put(struct relay *r, int i)
 	struct chunk *c = &r->chunks[i];
 
 	if (c->has_buf)
-		r->conf->up->buf_free(r->conf->up_ctx, &c->buf);
+		buf_put(r, &c->buf);
 	c->has_buf = false;
 	c->state = CH_FREE;
 	c->qnext = r->chunk_free;
@@ -260,6 +268,10 @@ static int chunk_new(struct relay *r, int pi)
 		c->len = p->req.length;
 	if (p->req.type == NBD_CMD_READ || p->req.type == NBD_CMD_WRITE) {
 		int e = r->conf->up->buf_alloc(r->conf->up_ctx, c->len, &c->buf);
+		if (e == -EAGAIN && r->bufs_held == 0 && r->inflight_chunks == 0)
+			e = -ENOBUFS;   /* an empty area that cannot hold one chunk never will */
+		if (e == 0)
+			r->bufs_held++;
 		if (e) {
 			c->state = CH_FREE;
 			c->qnext = r->chunk_free;
@@ -411,12 +423,20 @@ static void issue_reads(struct relay *r)
 		int pi = r->issue[r->issue_r % RELAY_PARENTS];
 		struct parent *p = &r->parents[pi];
 
+		/* A READ that failed early may be freed (and its slot reused)
+		 * while still queued here: only a live READ issues chunks. */
+		if (!p->used || p->req.type != NBD_CMD_READ) {
+			r->issue_r++;
+			continue;
+		}
+
 		while (!p->failed_early && p->created < p->nchunks) {
 			int ci = chunk_new(r, pi);
 			if (ci == -EAGAIN)
 				return;
 			if (ci < 0) {
-				fail(r, ci, "read: %u bytes: no payload buffer: %s", p->req.length,
+				fail(r, ci, "read: chunk of %u bytes: no payload buffer on the link: %s",
+				     p->req.length < r->conf->max_xfer ? p->req.length : r->conf->max_xfer,
 				     strerror(-ci));
 				return;
 			}
@@ -465,7 +485,7 @@ static void complete_one(struct relay *r, const struct npt_hcomp *hc)
 			ready_push(r, pi);
 		if (p->failed_early && c->has_buf) {
 			/* Never streamed: the buffer goes back now. */
-			r->conf->up->buf_free(r->conf->up_ctx, &c->buf);
+			buf_put(r, &c->buf);
 			c->has_buf = false;
 		}
 		parent_maybe_put(r, pi);
@@ -475,7 +495,7 @@ static void complete_one(struct relay *r, const struct npt_hcomp *hc)
 		p->err = rep.error;
 	if (c->has_buf) {
 		/* WRITE data is on the EP now: free the area for the next chunks. */
-		r->conf->up->buf_free(r->conf->up_ctx, &c->buf);
+		buf_put(r, &c->buf);
 		c->has_buf = false;
 	}
 	if (p->req.type == NBD_CMD_WRITE && r->stats && !rep.error)
@@ -532,6 +552,8 @@ static int start_request(struct relay *r, const uint8_t *raw)
 		return -EAGAIN;
 	if (q.type == NBD_CMD_DISC) {
 		r->rx_state = RX_STOP;
+		if (r->stats)
+			r->stats->saw_disc = true;
 		return 0;
 	}
 	err = nbdp_validate_request(&q, &r->conf->limits, msg, sizeof(msg));
@@ -544,8 +566,11 @@ static int start_request(struct relay *r, const uint8_t *raw)
 		}
 		reply_local(r, &q, err);
 		if (r->rx_close_after) {
+			/* Reply, then close: the payload cannot be skipped. */
 			r->rx_state = RX_STOP;
-			fail(r, -EPROTO, "%s: payload too long to skip; closing after the error reply", msg);
+			r->close_code = -EPROTO;
+			snprintf(r->err, r->errlen,
+				 "%s: payload too long to skip; closed after the error reply", msg);
 		}
 		return 0;
 	}
@@ -610,8 +635,9 @@ static void process_rx(struct relay *r)
 				if (ci == -EAGAIN)
 					return;    /* payload area full: wait for completions */
 				if (ci < 0) {
-					fail(r, ci, "write: %u bytes: no payload buffer: %s",
-					     p->req.length, strerror(-ci));
+					fail(r, ci, "write: chunk of %u bytes: no payload buffer on the link: %s",
+					     p->req.length < r->conf->max_xfer ? p->req.length
+					     : r->conf->max_xfer, strerror(-ci));
 					return;
 				}
 				r->rx_chunk = ci;
@@ -799,7 +825,7 @@ static void release_all(struct relay *r)
 {
 	for (int i = 0; i < RELAY_SLOTS; i++)
 		if (r->chunks[i].state != CH_FREE && r->chunks[i].has_buf) {
-			r->conf->up->buf_free(r->conf->up_ctx, &r->chunks[i].buf);
+			buf_put(r, &r->chunks[i].buf);
 			r->chunks[i].has_buf = false;
 		}
 }
@@ -812,6 +838,11 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 	unsigned turns = 0;
 	int ret;
 
+	if (!conf->max_xfer) {
+		snprintf(err, errlen, "relay: the link's largest transfer is 0 bytes");
+		free(r);
+		return -EINVAL;
+	}
 	if (!r)
 		return -ENOMEM;
 	r->conf = conf;
@@ -852,7 +883,7 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 	while (!r->fatal) {
 		int work = 0;
 
-		if (conf->stop && __atomic_load_n(conf->stop, __ATOMIC_RELAXED)) {
+		if (conf->stop && npc_flag_read(conf->stop)) {
 			fail(r, -EINTR, "relay: stopped");
 			break;
 		}
@@ -869,8 +900,10 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 		pump_replies(r);
 		if (r->fatal)
 			break;
-		if (idle_done(r))
+		if (idle_done(r)) {
+			r->fatal = r->close_code;
 			break;
+		}
 		post_recv(r);
 		post_send(r);
 		if (io_uring_sq_ready(&r->ring)) {

@@ -70,7 +70,8 @@ int npc_link_check(struct npc_link *k)
 
 	pthread_mutex_lock(&k->mu);
 	r = npt_link_check(k->l);
-	k->last_check_ms = now_ms();
+	/* A hint read without the lock by check_if_due(): untorn, unordered. */
+	__atomic_store_n(&k->last_check_ms, now_ms(), __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&k->mu);
 	return r;
 }

@@ -4,7 +4,8 @@
  * probe to remove (uapi: transport/include/uapi/nbd-pcie-link.h):
  *   mmap    region NPK_EP_REGION_BAR (the link part of the BAR memory) and
  *           NPK_EP_REGION_STAGE (the staging buffer), while bound
- *   ioctl   NPK_EP_IOC_INFO, NPK_EP_IOC_DMA, NPK_EP_IOC_RAISE_IRQ
+ *   ioctl   NPK_EP_IOC_INFO, NPK_EP_IOC_SET_WINDOW, NPK_EP_IOC_DMA,
+ *           NPK_EP_IOC_RAISE_IRQ
  *   read    struct npk_ep_event on every link state change; poll() POLLIN
  * Unbind zaps the mappings (a later touch gets SIGBUS) and makes DMA and
  * interrupts fail with ENOTCONN until the next bind; remove makes every
@@ -146,7 +147,12 @@ static __poll_t npe_poll(struct file *filp, poll_table *wait)
 /* Limits of the ioctls; lock held for reading. */
 static void npe_limits(struct npe_func *f, struct npk_ep_limits *lim)
 {
+	unsigned long flags;
+
 	memset(lim, 0, sizeof(*lim));
+	spin_lock_irqsave(&f->ev_lock, flags);
+	lim->window = f->window;
+	spin_unlock_irqrestore(&f->ev_lock, flags);
 	if (f->bound) {
 		lim->region_size[NPK_EP_REGION_BAR] = f->layout.shm_size;
 		lim->region_size[NPK_EP_REGION_STAGE] = f->stage_size;
@@ -180,7 +186,30 @@ static long npe_ioctl_info(struct npe_func *f, void __user *uarg)
 	info.max_xfer = lim.max_xfer;
 	for (i = 0; i < NPK_EP_NREGIONS; i++)
 		info.region[i].size = lim.region_size[i];
+	info.window.bus_addr = lim.window.bus_addr;
+	info.window.size = lim.window.size;
 	return copy_to_user(uarg, &info, sizeof(info)) ? -EFAULT : 0;
+}
+
+static long npe_ioctl_window(struct npe_func *f, void __user *uarg)
+{
+	struct npk_ep_window w;
+	char msg[NPE_MSG_LEN];
+	int r;
+
+	if (copy_from_user(&w, uarg, sizeof(w)))
+		return -EFAULT;
+	if (!f->bound)
+		return -ENOTCONN;
+	r = npk_check_ep_window(&w, msg, sizeof(msg));
+	if (r) {
+		dev_dbg(&f->epf->dev, "%s\n", msg);
+		return r;
+	}
+	spin_lock_irq(&f->ev_lock);
+	f->window = w;
+	spin_unlock_irq(&f->ev_lock);
+	return 0;
 }
 
 static long npe_ioctl_dma(struct npe_func *f, void __user *uarg)
@@ -247,6 +276,9 @@ static long npe_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 		break;
 	case NPK_EP_IOC_RAISE_IRQ:
 		r = npe_ioctl_irq(f, uarg);
+		break;
+	case NPK_EP_IOC_SET_WINDOW:
+		r = npe_ioctl_window(f, uarg);
 		break;
 	default:
 		r = -ENOTTY;

@@ -3,7 +3,7 @@
  * pci-epf-nbd configfs group, next to the standard function attributes:
  *   /sys/kernel/config/pci_ep/functions/pci_epf_nbd/<func>/nbd/
  *     bar         BAR number 0..5                       (default 0)
- *     bar_size    BAR bytes, power of two                (default 1 MiB)
+ *     bar_size    BAR bytes, power of two                (default 16 MiB)
  *     channels    channels the server should offer 1..64 (default 4)
  *     stage_size  local DMA staging buffer bytes         (default 4 MiB)
  * Values are parsed here and validated as a whole at bind (npk-check.c),

@@ -68,12 +68,19 @@ u32 npe_dma_mode(struct npe_func *f)
 	return f->epf->epc && f->epf->epc->mem ? NPK_EP_DMA_CPU : NPK_EP_DMA_NONE;
 }
 
+/* One engine transfer's wait: on the caller's stack, so that several
+ * callers (one per server channel) can have transfers queued at once. */
+struct npe_dma_wait {
+	struct completion done;
+	enum dmaengine_tx_result result;
+};
+
 static void npe_dma_callback(void *param, const struct dmaengine_result *res)
 {
-	struct npe_func *f = param;
+	struct npe_dma_wait *w = param;
 
-	f->dma_result = res ? res->result : DMA_TRANS_NOERROR;
-	complete(&f->dma_done);
+	w->result = res ? res->result : DMA_TRANS_NOERROR;
+	complete(&w->done);
 }
 
 static int npe_dma_engine(struct npe_func *f, const struct npk_ep_dma *d, dma_addr_t local)
@@ -81,9 +88,9 @@ static int npe_dma_engine(struct npe_func *f, const struct npk_ep_dma *d, dma_ad
 	struct dma_slave_config sc;
 	struct dma_async_tx_descriptor *desc;
 	enum dma_transfer_direction dir;
+	struct npe_dma_wait w;
 	struct dma_chan *chan;
 	dma_cookie_t cookie;
-	long left;
 	int r;
 
 	memset(&sc, 0, sizeof(sc));
@@ -96,8 +103,15 @@ static int npe_dma_engine(struct npe_func *f, const struct npk_ep_dma *d, dma_ad
 		dir = DMA_DEV_TO_MEM;
 		sc.src_addr = d->host_addr;
 	}
+	init_completion(&w.done);
+	w.result = DMA_TRANS_NOERROR;
+	/* The slave config belongs to the channel and is read at prep time:
+	 * config, prep and submit of one caller must not interleave with
+	 * another's. The wait happens outside the lock. */
+	mutex_lock(&f->dma_lock);
 	r = dmaengine_slave_config(chan, &sc);
 	if (r) {
+		mutex_unlock(&f->dma_lock);
 		dev_err_ratelimited(&f->epf->dev, "dma: slave config for host 0x%llx failed: %d\n",
 				    (unsigned long long)d->host_addr, r);
 		return r;
@@ -105,34 +119,35 @@ static int npe_dma_engine(struct npe_func *f, const struct npk_ep_dma *d, dma_ad
 	desc = dmaengine_prep_slave_single(chan, local, d->len, dir,
 					   DMA_CTRL_ACK | DMA_PREP_INTERRUPT);
 	if (!desc) {
+		mutex_unlock(&f->dma_lock);
 		dev_err_ratelimited(&f->epf->dev, "dma: cannot prepare %u bytes for host 0x%llx\n",
 				    d->len, (unsigned long long)d->host_addr);
 		return -EIO;
 	}
-	reinit_completion(&f->dma_done);
-	f->dma_result = DMA_TRANS_NOERROR;
 	desc->callback_result = npe_dma_callback;
-	desc->callback_param = f;
+	desc->callback_param = &w;
 	cookie = dmaengine_submit(desc);
 	r = dma_submit_error(cookie);
+	if (!r)
+		dma_async_issue_pending(chan);
+	mutex_unlock(&f->dma_lock);
 	if (r)
 		return r;
-	dma_async_issue_pending(chan);
-	left = wait_for_completion_interruptible_timeout(&f->dma_done,
-							 msecs_to_jiffies(NPE_DMA_TIMEOUT_MS));
-	if (left <= 0) {
-		/* Interrupted or stuck: stop the engine before the caller can
-		 * reuse the buffer. The transfer's outcome is unknown. */
+	/* Not interruptible: the buffer must not be reused while the engine
+	 * may still write it, and a transfer takes milliseconds. */
+	if (!wait_for_completion_timeout(&w.done, msecs_to_jiffies(NPE_DMA_TIMEOUT_MS))) {
+		/* Stuck engine or link: stop the channel (this also ends other
+		 * callers' transfers on it, which then time out) and make sure
+		 * the callback cannot run on this stack frame any more. */
 		dmaengine_terminate_sync(chan);
-		if (!left)
-			dev_err_ratelimited(&f->epf->dev, "dma: %u bytes for host 0x%llx not done "
-					    "after %d ms\n", d->len,
-					    (unsigned long long)d->host_addr, NPE_DMA_TIMEOUT_MS);
-		return left ? -EINTR : -ETIMEDOUT;
+		dev_err_ratelimited(&f->epf->dev, "dma: %u bytes for host 0x%llx not done after "
+				    "%d ms\n", d->len, (unsigned long long)d->host_addr,
+				    NPE_DMA_TIMEOUT_MS);
+		return -ETIMEDOUT;
 	}
-	if (f->dma_result != DMA_TRANS_NOERROR) {
+	if (w.result != DMA_TRANS_NOERROR) {
 		dev_err_ratelimited(&f->epf->dev, "dma: %u bytes for host 0x%llx failed (result %d)\n",
-				    d->len, (unsigned long long)d->host_addr, f->dma_result);
+				    d->len, (unsigned long long)d->host_addr, w.result);
 		return -EIO;
 	}
 	return 0;
@@ -214,17 +229,17 @@ int npe_dma_xfer(struct npe_func *f, const struct npk_ep_dma *d)
 		local = (u8 *)f->stage + d->offset;
 		local_dma = f->stage_dma + d->offset;
 	}
-	mutex_lock(&f->dma_lock);
 	switch (npe_dma_mode(f)) {
 	case NPK_EP_DMA_ENGINE:
-		r = npe_dma_engine(f, d, local_dma);
-		break;
+		return npe_dma_engine(f, d, local_dma);
 	case NPK_EP_DMA_CPU:
+		/* One outbound mapping at a time: controllers have few
+		 * outbound translation regions. */
+		mutex_lock(&f->dma_lock);
 		r = npe_dma_cpu(f, d, local);
-		break;
+		mutex_unlock(&f->dma_lock);
+		return r;
 	default:
-		r = -EOPNOTSUPP;
+		return -EOPNOTSUPP;
 	}
-	mutex_unlock(&f->dma_lock);
-	return r;
 }

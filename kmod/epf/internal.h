@@ -91,7 +91,8 @@ struct npe_func {
 	struct device *dma_dev;           /* the controller's parent: owns both buffers */
 
 	/* events */
-	spinlock_t ev_lock;               /* link, events */
+	spinlock_t ev_lock;               /* link, events, window */
+	struct npk_ep_window window;      /* host range DMA may target; size 0 = none */
 	u32 link;                         /* NPK_EP_LINK_* */
 	u32 events;                       /* changes of link so far */
 	wait_queue_head_t wq;
@@ -99,10 +100,8 @@ struct npe_func {
 	bool core_init_pending;
 
 	/* dma.c */
-	struct mutex dma_lock;            /* one transfer at a time per function */
+	struct mutex dma_lock;            /* engine: config+prep+submit; CPU: whole copy */
 	struct dma_chan *tx, *rx;         /* MEM_TO_DEV (to host), DEV_TO_MEM (from host) */
-	struct completion dma_done;
-	enum dmaengine_tx_result dma_result;
 
 	/* cdev.c */
 	int minor;

@@ -17,12 +17,13 @@
 #include "internal.h"
 
 /* Defaults of a new function (docs/kmod.md). IDs as nbd-pcie-host expects;
- * class "mass storage, other". BAR0 of 1 MiB holds the header and a few
- * channels of the transport's small layouts; the 4 MiB staging buffer holds
- * one max_xfer payload. */
+ * class "mass storage, other". BAR0 of 16 MiB: the size the QEMU guest tests
+ * give the link (the server fits its layout into it) and an allocation the
+ * CMA pools of common EP SoCs satisfy; the 4 MiB staging buffer holds one
+ * max_xfer payload. */
 #define NPE_DEFAULT_VENDOR   0x1234
 #define NPE_DEFAULT_DEVICE   0x4e42
-#define NPE_DEFAULT_BAR_SIZE (1u << 20)
+#define NPE_DEFAULT_BAR_SIZE (16u << 20)
 #define NPE_DEFAULT_CHANNELS 4
 #define NPE_DEFAULT_STAGE    (4u << 20)
 
@@ -324,6 +325,9 @@ static void npe_unbind(struct pci_epf *epf)
 	if (f->link & NPK_EP_LINK_INIT)
 		pci_epc_clear_bar(epc, epf->func_no, epf->vfunc_no, &epf->bar[f->cfg.bar]);
 	npe_free_memory(f);
+	spin_lock_irq(&f->ev_lock);
+	memset(&f->window, 0, sizeof(f->window));
+	spin_unlock_irq(&f->ev_lock);
 	npe_event(f, 0, NPK_EP_LINK_INIT | NPK_EP_LINK_UP | NPK_EP_LINK_BME);
 }
 
@@ -355,7 +359,6 @@ static int npe_probe(struct pci_epf *epf)
 	init_waitqueue_head(&f->wq);
 	INIT_WORK(&f->init_work, npe_init_work);
 	mutex_init(&f->dma_lock);
-	init_completion(&f->dma_done);
 	mutex_init(&f->files_lock);
 	INIT_LIST_HEAD(&f->files);
 

@@ -28,13 +28,30 @@ struct nph_file {
 	struct list_head node;
 	struct nph_dev *d;
 	struct file *filp;
-	atomic64_t seen;                 /* irq_total at this file's last read */
+	u32 vectors;                     /* mask of the vectors this file counts */
+	atomic64_t seen;                 /* their count at this file's last read */
 };
 
 static dev_t nph_devt;
 static struct class *nph_class;
 static DEFINE_IDR(nph_idr);
 static DEFINE_MUTEX(nph_idr_lock);   /* protects nph_idr and the open/remove race */
+
+/* Interrupts of the file's vectors so far. With all vectors selected (the
+ * default) that is the device's total, one atomic read. */
+static u64 nph_count(struct nph_file *f)
+{
+	u32 mask = READ_ONCE(f->vectors);
+	u64 n = 0;
+	unsigned int i;
+
+	if (mask == ~0u)
+		return atomic64_read(&f->d->irq_total);
+	for (i = 0; i < NPK_HOST_MAX_VECTORS; i++)
+		if (mask & (1u << i))
+			n += atomic64_read(&f->d->irq_count[i]);
+	return n;
+}
 
 static int nph_open(struct inode *inode, struct file *filp)
 {
@@ -56,7 +73,8 @@ static int nph_open(struct inode *inode, struct file *filp)
 
 	f->d = d;
 	f->filp = filp;
-	atomic64_set(&f->seen, atomic64_read(&d->irq_total));
+	f->vectors = ~0u;
+	atomic64_set(&f->seen, nph_count(f));
 	mutex_lock(&d->files_lock);
 	list_add(&f->node, &d->files);
 	mutex_unlock(&d->files_lock);
@@ -80,14 +98,14 @@ static int nph_release(struct inode *inode, struct file *filp)
 /* Takes the events not yet reported to this file; 0 if there are none. */
 static u64 nph_take_events(struct nph_file *f)
 {
-	u64 total = atomic64_read(&f->d->irq_total);
+	u64 total = nph_count(f);
 
 	return total - atomic64_xchg(&f->seen, total);
 }
 
 static bool nph_has_events(struct nph_file *f)
 {
-	return atomic64_read(&f->d->irq_total) != atomic64_read(&f->seen);
+	return nph_count(f) != atomic64_read(&f->seen);
 }
 
 static ssize_t nph_read(struct file *filp, char __user *buf, size_t count, loff_t *ppos)
@@ -167,6 +185,24 @@ static long nph_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 			r = -EFAULT;
 		break;
 	}
+	case NPK_HOST_IOC_SET_VECTORS: {
+		char msg[NPH_MSG_LEN];
+		u32 mask;
+
+		if (get_user(mask, (u32 __user *)uarg)) {
+			r = -EFAULT;
+			break;
+		}
+		r = npk_check_vector_mask(mask, d->nvec, msg, sizeof(msg));
+		if (r) {
+			dev_dbg(&d->pdev->dev, "%s\n", msg);
+			break;
+		}
+		WRITE_ONCE(f->vectors, mask == (d->nvec >= 32 ? ~0u : (1u << d->nvec) - 1) ?
+			   ~0u : mask);
+		atomic64_set(&f->seen, nph_count(f));
+		break;
+	}
 	default:
 		r = -ENOTTY;
 	}
@@ -215,7 +251,12 @@ static int nph_mmap(struct file *filp, struct vm_area_struct *vma)
 		vma->vm_pgoff = roff >> PAGE_SHIFT;
 		r = dma_mmap_coherent(&d->pdev->dev, vma, d->win, d->win_bus, d->win_size);
 	} else {
-		vma->vm_page_prot = d->bar_prefetch[region] ?
+		/* Write-combined for prefetchable BARs and for the link's BAR
+		 * even when pci-epf-nbd must leave it non-prefetchable (its
+		 * MSI-X table shares it): what is mappable of it is EP RAM,
+		 * the MSI-X pages never are. Userspace orders its stores with
+		 * a store fence before publishing (transport: npt_wc_fence()). */
+		vma->vm_page_prot = d->bar_prefetch[region] || region == d->shm_bar ?
 			pgprot_writecombine(vma->vm_page_prot) :
 			pgprot_noncached(vma->vm_page_prot);
 		r = io_remap_pfn_range(vma, vma->vm_start,

@@ -55,9 +55,31 @@ void nph_dev_put(struct nph_dev *d)
 	kref_put(&d->ref, nph_dev_free);
 }
 
+/* Where the MSI-X table or PBA starts in BAR `bar` (config space BIR and
+ * offset), or the BAR's length if neither is there. Userspace must never
+ * map them: a stray store would redirect the interrupts. */
+static resource_size_t nph_msix_limit(struct pci_dev *pdev, int bar, resource_size_t len)
+{
+	static const int regs[] = { PCI_MSIX_TABLE, PCI_MSIX_PBA };
+	resource_size_t limit = len;
+	u32 v;
+	int i;
+
+	if (!pdev->msix_cap)
+		return len;
+	for (i = 0; i < ARRAY_SIZE(regs); i++) {
+		pci_read_config_dword(pdev, pdev->msix_cap + regs[i], &v);
+		if ((v & PCI_MSIX_TABLE_BIR) == bar)
+			limit = min_t(resource_size_t, limit, v & PCI_MSIX_TABLE_OFFSET);
+	}
+	return round_down(limit, PAGE_SIZE);
+}
+
 /* Records the memory BARs userspace may map: page aligned and at least a
- * page long (a smaller BAR would expose its neighbours' registers). The
- * shared-memory BAR is the largest one (BAR2 on ivshmem). */
+ * page long (a smaller BAR would expose its neighbours' registers), up to
+ * the MSI-X structures if the BAR holds them (all of ivshmem's BAR1; the
+ * end of pci-epf-nbd's BAR). The shared-memory BAR is the largest one
+ * (BAR2 on ivshmem). */
 static int nph_scan_bars(struct nph_dev *d)
 {
 	struct pci_dev *pdev = d->pdev;
@@ -71,6 +93,11 @@ static int nph_scan_bars(struct nph_dev *d)
 
 		if (!(flags & IORESOURCE_MEM) || !len)
 			continue;
+		len = nph_msix_limit(pdev, i, len);
+		if (!len) {
+			dev_dbg(&pdev->dev, "BAR%d: holds the MSI-X table, not mappable\n", i);
+			continue;
+		}
 		if (len < PAGE_SIZE || !PAGE_ALIGNED(start)) {
 			dev_dbg(&pdev->dev, "BAR%d: %pa bytes at %pa not mappable page-wise\n",
 				i, &len, &start);

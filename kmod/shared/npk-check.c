@@ -29,6 +29,7 @@ _Static_assert(sizeof(struct npk_ep_info) == 104, "npk_ep_info must be 104 bytes
 _Static_assert(sizeof(struct npk_ep_dma) == 32, "npk_ep_dma must be 32 bytes");
 _Static_assert(sizeof(struct npk_ep_irq) == 8, "npk_ep_irq must be 8 bytes");
 _Static_assert(sizeof(struct npk_ep_event) == 16, "npk_ep_event must be 16 bytes");
+_Static_assert(sizeof(struct npk_ep_window) == 16, "npk_ep_window must be 16 bytes");
 
 static bool npk_is_pow2(__u64 v)
 {
@@ -176,6 +177,36 @@ int npk_check_ep_dma(const struct npk_ep_dma *d, const struct npk_ep_limits *lim
 			"address space", (npk_ull)d->host_addr, d->len);
 		return -EINVAL;
 	}
+	if (!lim->window.size) {
+		npk_msg(msg, msglen, "dma: no host window set (NPK_EP_IOC_SET_WINDOW); "
+			"host address 0x%llx refused", (npk_ull)d->host_addr);
+		return -EINVAL;
+	}
+	if (d->host_addr < lim->window.bus_addr ||
+	    d->host_addr - lim->window.bus_addr > lim->window.size ||
+	    d->len > lim->window.size - (d->host_addr - lim->window.bus_addr)) {
+		npk_msg(msg, msglen, "dma: host address 0x%llx + length %u outside the host "
+			"window 0x%llx + %llu", (npk_ull)d->host_addr, d->len,
+			(npk_ull)lim->window.bus_addr, (npk_ull)lim->window.size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int npk_check_ep_window(const struct npk_ep_window *w, char *msg, size_t msglen)
+{
+	if (!w->size)
+		return 0;   /* clears the window */
+	if ((w->bus_addr | w->size) % NPL_PAGE) {
+		npk_msg(msg, msglen, "window: bus address 0x%llx and size %llu must be multiples "
+			"of %u", (npk_ull)w->bus_addr, (npk_ull)w->size, NPL_PAGE);
+		return -EINVAL;
+	}
+	if (w->bus_addr > ~(__u64)0 - (w->size - 1)) {
+		npk_msg(msg, msglen, "window: bus address 0x%llx + size %llu wraps the bus "
+			"address space", (npk_ull)w->bus_addr, (npk_ull)w->size);
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -247,6 +278,22 @@ int npk_check_host_win_size(__u64 size, __u64 page_size, char *msg, size_t msgle
 		npk_msg(msg, msglen, "win_size: %llu must be a multiple of the page size %llu "
 			"up to %llu", (npk_ull)size, (npk_ull)page_size,
 			(npk_ull)NPK_HOST_MAX_WIN);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int npk_check_vector_mask(__u32 mask, __u32 nvectors, char *msg, size_t msglen)
+{
+	__u32 valid = nvectors >= 32 ? ~0u : (1u << nvectors) - 1;
+
+	if (!nvectors) {
+		npk_msg(msg, msglen, "vectors: the device has no interrupt vectors");
+		return -EOPNOTSUPP;
+	}
+	if (!mask || (mask & ~valid)) {
+		npk_msg(msg, msglen, "vectors: mask 0x%x selects none of or more than the "
+			"device's %u vectors (valid mask 0x%x)", mask, nvectors, valid);
 		return -EINVAL;
 	}
 	return 0;

@@ -77,17 +77,20 @@ struct npk_ep_limits {
 	__u32 max_xfer;
 	__u32 msi_vectors;
 	__u32 msix_vectors;
+	struct npk_ep_window window;   /* size 0: none set, every DMA refused */
 };
 
 int npk_epf_compute_layout(const struct npk_epf_config *cfg, const struct npk_epc_caps *caps,
 			   struct npk_epf_layout *out, char *msg, size_t msglen);
 int npk_check_ep_dma(const struct npk_ep_dma *d, const struct npk_ep_limits *lim,
 		     char *msg, size_t msglen);
+int npk_check_ep_window(const struct npk_ep_window *w, char *msg, size_t msglen);
 int npk_check_ep_irq(const struct npk_ep_irq *irq, const struct npk_ep_limits *lim,
 		     char *msg, size_t msglen);
 int npk_check_mmap(__u64 offset, __u64 len, const __u64 *region_size, unsigned int nregions,
 		   __u64 page_size, unsigned int *region, __u64 *region_off,
 		   char *msg, size_t msglen);
 int npk_check_host_win_size(__u64 size, __u64 page_size, char *msg, size_t msglen);
+int npk_check_vector_mask(__u32 mask, __u32 nvectors, char *msg, size_t msglen);
 
 #endif /* NPK_CHECK_H */

@@ -341,6 +341,15 @@ static void config_pcie_only_has_no_tcp_unless_port_given(void **state)
 	assert_true(f->cfg.tcp);
 }
 
+static void config_duplicate_pcie_link_is_error(void **state)
+{
+	struct fx *f = *state;
+	assert_int_equal(load(f, "[generic]\npcie = shm:/dev/shm/x;shm:/dev/shm/x\n"
+	                         "[d]\nexportname = /x\n"), 0);
+	assert_int_equal(srv_config_finish(&f->cfg, f->err, sizeof(f->err)), -EINVAL);
+	assert_contains(f->err, "pcie link 'shm:/dev/shm/x' given twice");
+}
+
 static void config_without_exports_is_error(void **state)
 {
 	struct fx *f = *state;
@@ -395,6 +404,7 @@ int main(void)
 		T(config_unixsock_replaces_tcp_without_duallisten),
 		T(config_duallisten_keeps_tcp),
 		T(config_pcie_only_has_no_tcp_unless_port_given),
+		T(config_duplicate_pcie_link_is_error),
 		T(config_without_exports_is_error),
 		T(config_parse_size_suffixes),
 	};

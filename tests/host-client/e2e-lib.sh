@@ -41,8 +41,8 @@ wait_for() {
     return 1
 }
 
-# e2e_start [export size] [extra export config lines...]
-e2e_start() {
+# e2e_start_server [export size] [extra export config lines...]
+e2e_start_server() {
     local size=${1:-64M}; shift || true
     truncate -s "$size" "$IMG"
     cat > "$WORK/server.conf" <<CONF
@@ -60,6 +60,11 @@ CONF
     "$SERVER" -d -C "$WORK/server.conf" > "$WORK/server.log" 2>&1 &
     SRV_PID=$!
     wait_for "$SHM" "$SRV_PID" || die "server did not create $SHM"
+}
+
+# e2e_start [export size] [extra export config lines...]: server and client -unix
+e2e_start() {
+    e2e_start_server "$@"
     "$CLIENT" -n -pcie "shm:$SHM" -unix "$SOCK" > "$WORK/client.log" 2>&1 &
     CLI_PID=$!
     wait_for "$SOCK" "$CLI_PID" || die "client did not create $SOCK"

@@ -64,10 +64,60 @@ unknown-export)  # asking for an export the EP does not have fails with its mess
     if out=$(nbdinfo "$(uri nosuch)" 2>&1); then die "nbdinfo succeeded: $out"; fi
     grep -q "nosuch" "$WORK/client.log" || die "client log does not name the export"
     ;;
-list-cmd)  # nbd-pcie-client -l prints the export names
+list-cmd)  # -l while a -unix process holds the link: answered by that process, which keeps serving
     e2e_start 16M
     out=$("$CLIENT" -l -pcie "shm:$SHM")
     [ "$out" = "scratch" ] || die "-l printed '$out'"
+    [ "$(nbdinfo --size "$(uri)")" = 16777216 ] || die "the -unix process stopped serving"
+    kill -0 "$CLI_PID" || die "the -unix process died"
+    ;;
+list-direct)  # -l with no process holding the link opens it itself
+    e2e_start_server 16M
+    out=$("$CLIENT" -l -pcie "shm:$SHM")
+    [ "$out" = "scratch" ] || die "-l printed '$out'"
+    ;;
+ctl-other-user)  # another user cannot use the holder's control socket
+    command -v setpriv >/dev/null || { echo "skip: no setpriv"; exit 77; }
+    [ "$(id -u)" -eq 0 ] || { echo "skip: needs root to switch users"; exit 77; }
+    e2e_start 16M
+    set +e
+    out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$CLIENT" -l -pcie "shm:$SHM" 2>&1); rc=$?
+    set -e
+    [ $rc -eq 1 ] || die "-l as another user: exit $rc ($out)"
+    grep -q "permission denied: the link is held by another user" <<<"$out" || die "said: $out"
+    echo "$out"
+    ;;
+second-host-refused)  # one host process per link: a second -unix is refused, the first keeps serving
+    e2e_start 16M
+    set +e
+    out=$("$CLIENT" -n -pcie "shm:$SHM" -unix "$WORK/second.sock" 2>&1); rc=$?
+    set -e
+    [ $rc -eq 1 ] || die "second -unix exit $rc"
+    grep -q "is held by nbd-pcie-client pid $CLI_PID" <<<"$out" || die "said: $out"
+    [ "$(nbdinfo --size "$(uri)")" = 16777216 ] || die "the first process stopped serving"
+    ;;
+nbd-client-list)  # Debian's nbd-client 3.24 lists the exports through the local socket
+    e2e_start 16M
+    out=$(nbd-client -l -u "$SOCK" 2>&1)
+    grep -qx scratch <<<"$out" || die "nbd-client -l -u printed: $out"
+    ;;
+daemon)  # without -n: the starter returns once the socket serves; pidfile; SIGTERM cleans up
+    truncate -s 16M "$IMG"
+    "$SERVER" -d --pcie "shm:$SHM" -N scratch "$IMG" > "$WORK/server.log" 2>&1 &
+    SRV_PID=$!
+    wait_for "$SHM" "$SRV_PID" || die "server did not start"
+    "$CLIENT" -pcie "shm:$SHM" -unix "$SOCK" -pidfile "$WORK/client.pid" 2> "$WORK/client.log" \
+        || die "starter exit $?"
+    [ -S "$SOCK" ] || die "socket not there when the starter returned"
+    CLI_PID=$(cat "$WORK/client.pid")
+    kill -0 "$CLI_PID" || die "daemon $CLI_PID not running"
+    [ "$(nbdinfo --size "$(uri)")" = 16777216 ] || die "daemon does not serve"
+    kill -TERM "$CLI_PID"
+    for i in $(seq 100); do kill -0 "$CLI_PID" 2>/dev/null || break; sleep 0.05; done
+    ! kill -0 "$CLI_PID" 2>/dev/null || die "daemon still running 5 s after SIGTERM"
+    CLI_PID=
+    [ ! -e "$WORK/client.pid" ] || die "pidfile left behind"
+    [ ! -e "$SOCK" ] || die "socket left behind"
     ;;
 bad-link)  # a link that does not exist: one line naming it, exit 1
     set +e

@@ -21,119 +21,10 @@
 
 #define DISK (64u << 20)
 
-/* ------------------------------------------------------- fake EP (RAM) */
+#include "fake-ep.h"
 
-struct fake {
-	uint8_t *disk;
-	uint32_t area, area_used;     /* payload area size, bytes allocated */
-	unsigned ring, nq;            /* ring capacity, queued requests */
-	struct { uint8_t hdr[28]; struct npt_hbuf b; bool has; } q[1024];
-	bool reverse;                 /* complete newest first */
-	uint64_t err_off;             /* requests touching [err_off, +4096) fail with EIO */
-	int die_after;                /* submits before the link dies; -1 never */
-	bool dead;
-	bool bogus_cookie;            /* answer with a cookie never sent */
-	unsigned submits, max_len_seen;
-	pthread_mutex_t mu;
-};
-
-static int f_alloc(void *ctx, uint32_t len, struct npt_hbuf *b)
-{
-	struct fake *f = ctx;
-
-	if (len > 4u << 20)
-		return -E2BIG;
-	if (f->area_used + len > f->area)
-		return -EAGAIN;
-	f->area_used += len;
-	b->ptr = malloc(len ? len : 1);
-	b->len = len;
-	b->off = 0;
-	return 0;
-}
-
-static void f_free(void *ctx, struct npt_hbuf *b)
-{
-	struct fake *f = ctx;
-
-	f->area_used -= b->len;
-	free(b->ptr);
-	b->ptr = NULL;
-}
-
-static int f_submit(void *ctx, const uint8_t req[28], const struct npt_hbuf *b)
-{
-	struct fake *f = ctx;
-
-	if (f->dead)
-		return -ECONNRESET;
-	if (f->nq == f->ring)
-		return -EAGAIN;
-	if (f->die_after >= 0 && (int)f->submits >= f->die_after) {
-		f->dead = true;
-		return -ECONNRESET;
-	}
-	memcpy(f->q[f->nq].hdr, req, 28);
-	f->q[f->nq].has = b != NULL;
-	if (b)
-		f->q[f->nq].b = *b;
-	f->nq++;
-	f->submits++;
-	return 0;
-}
-
-static void execute(struct fake *f, const uint8_t *hdr, const struct npt_hbuf *b, uint8_t reply[16])
-{
-	struct nbd_request q;
-	struct nbd_simple_reply rep = { 0 };
-
-	assert_int_equal(nbd_request_decode(hdr, &q), 0);
-	rep.cookie = f->bogus_cookie ? 0xdead0000beefull : q.cookie;
-	if (q.length > f->max_len_seen)
-		f->max_len_seen = q.length;
-	if (f->err_off != UINT64_MAX && q.offset < f->err_off + 4096 &&
-	    q.offset + q.length > f->err_off)
-		rep.error = NBD_EIO;
-	else if (q.type == NBD_CMD_READ)
-		memcpy(b->ptr, f->disk + q.offset, q.length);
-	else if (q.type == NBD_CMD_WRITE)
-		memcpy(f->disk + q.offset, b->ptr, q.length);
-	nbd_reply_encode(reply, &rep);
-}
-
-static int f_reap(void *ctx, struct npt_hcomp *out, unsigned max)
-{
-	struct fake *f = ctx;
-	unsigned n = 0;
-
-	if (f->dead)
-		return -ECONNRESET;
-	while (f->nq && n < max) {
-		unsigned i = f->reverse ? f->nq - 1 : 0;
-		execute(f, f->q[i].hdr, &f->q[i].b, out[n].reply);
-		out[n].buf = f->q[i].has ? f->q[i].b : (struct npt_hbuf){ 0 };
-		if (!f->reverse)
-			memmove(&f->q[0], &f->q[1], (f->nq - 1) * sizeof(f->q[0]));
-		f->nq--;
-		n++;
-	}
-	return (int)n;
-}
-
-static int f_status(void *ctx)
-{
-	return ((struct fake *)ctx)->dead ? -ECONNRESET : 0;
-}
-
-static const char *f_error(void *ctx)
-{
-	return ((struct fake *)ctx)->dead ? "peer reset (test)" : "";
-}
-
-static const struct npc_upstream_ops fake_ops = {
-	.buf_alloc = f_alloc, .buf_free = f_free, .submit = f_submit, .reap = f_reap,
-	.status = f_status, .error = f_error,
-};
+/* Reads the fake EP's state under its lock (the relay thread writes it). */
+#define LOCKED(h, expr) ({ pthread_mutex_lock(&(h)->f.mu); __typeof__(expr) v_ = (expr); pthread_mutex_unlock(&(h)->f.mu); v_; })
 
 /* ---------------------------------------------------- relay in a thread */
 
@@ -169,10 +60,11 @@ static struct harness *start(uint32_t max_xfer, uint32_t area, uint16_t tflags)
 	h->f.ring = 128;
 	h->f.err_off = UINT64_MAX;
 	h->f.die_after = -1;
+	pthread_mutex_init(&h->f.mu, NULL);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	h->sock = sv[0];
 	h->conf.fd = sv[1];
-	h->conf.up = &fake_ops;
+	h->conf.up = &fake_ep_ops;
 	h->conf.up_ctx = &h->f;
 	h->conf.limits.size = DISK;
 	h->conf.limits.tflags = tflags | NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH |
@@ -289,7 +181,7 @@ static void write_reaches_export_then_reads_back(void **s)
 	run(h);
 	send_req(h, NBD_CMD_WRITE, 0, 1, 1 << 20, sizeof(data), data, false);
 	assert_int_equal(recv_reply(h, false).error, 0);
-	assert_memory_equal(h->f.disk + (1 << 20), data, sizeof(data));
+	assert_int_equal(LOCKED(h, memcmp(h->f.disk + (1 << 20), data, sizeof(data))), 0);
 	send_req(h, NBD_CMD_READ, 0, 2, 1 << 20, sizeof(back), NULL, false);
 	assert_int_equal(recv_reply(h, false).cookie, 2);
 	recv_all(h->sock, back, sizeof(back), false);
@@ -313,9 +205,9 @@ static void request_of_32mib_is_chunked_and_merged(void **s)
 	struct nbd_simple_reply rep = recv_reply(h, false);
 	assert_int_equal(rep.cookie, 11);
 	assert_int_equal(rep.error, 0);
-	assert_int_equal(h->f.submits, 32);
-	assert_int_equal(h->f.max_len_seen, 1u << 20);
-	assert_memory_equal(h->f.disk, data, len);
+	assert_int_equal(LOCKED(h, h->f.submits), 32);
+	assert_int_equal(LOCKED(h, h->f.max_len_seen), 1u << 20);
+	assert_int_equal(LOCKED(h, memcmp(h->f.disk, data, len)), 0);
 	send_req(h, NBD_CMD_READ, 0, 12, 0, len, NULL, false);
 	rep = recv_reply(h, false);
 	assert_int_equal(rep.cookie, 12);
@@ -415,7 +307,7 @@ static void read_beyond_end_gets_einval_and_connection_lives(void **s)
 	struct nbd_simple_reply rep = recv_reply(h, false);
 	assert_int_equal(rep.cookie, 5);
 	assert_int_equal(rep.error, NBD_EINVAL);
-	assert_int_equal(h->f.submits, 0);          /* never reached the link */
+	assert_int_equal(LOCKED(h, h->f.submits), 0);   /* never reached the link */
 	send_req(h, NBD_CMD_READ, 0, 6, DISK - 512, 512, NULL, false);
 	rep = recv_reply(h, false);
 	assert_int_equal(rep.error, 0);
@@ -443,9 +335,25 @@ static void write_to_readonly_gets_eperm_and_payload_is_skipped(void **s)
 	assert_int_equal(rep.error, 0);
 	recv_all(h->sock, buf, sizeof(buf), false);
 	expect_pattern(buf, 0, 16);
-	assert_int_equal(get_be32(h->f.disk), 0);   /* export unchanged */
+	assert_int_equal(LOCKED(h, get_be32(h->f.disk)), 0);   /* export unchanged */
 	disc(h);
 	assert_int_equal(finish(h), 0);
+}
+
+static void oversized_write_gets_error_reply_then_close(void **s)
+{
+	struct harness *h = start(1u << 20, 8u << 20, 0);
+	struct nbd_request q = { .type = NBD_CMD_WRITE, .cookie = 81, .length = 100u << 20 };
+	uint8_t hdr[28], b;
+
+	run(h);
+	nbd_request_encode(hdr, &q);
+	send_all(h->sock, hdr, sizeof(hdr), false);   /* 100 MiB announced, none sent */
+	struct nbd_simple_reply rep = recv_reply(h, false);
+	assert_int_equal(rep.cookie, 81);
+	assert_int_equal(rep.error, NBD_EINVAL);
+	assert_int_equal(recv(h->sock, &b, 1, 0), 0);   /* then the relay closes */
+	assert_int_equal(finish(h), -EPROTO);
 }
 
 static void unknown_command_gets_einval(void **s)
@@ -558,6 +466,7 @@ static void disc_waits_for_in_flight_replies(void **s)
 	pthread_join(h->th, NULL);
 	assert_int_equal(h->ret, 0);
 	assert_int_equal(h->stats.requests, 1);
+	assert_true(h->stats.saw_disc);
 	assert_int_equal(h->stats.bytes_read, 1u << 20);
 	close(h->sock);
 	free(h->f.disk);
@@ -581,6 +490,23 @@ static void eof_mid_payload_ends_cleanly(void **s)
 	assert_int_equal(h->f.submits, 0);        /* the truncated write went nowhere */
 	close(h->sock);
 	assert_int_equal(h->f.area_used, 0);
+	free(h->f.disk);
+	free(h);
+}
+
+static void chunk_larger_than_payload_area_fails_with_reason(void **s)
+{
+	/* A link whose payload area cannot hold one chunk: waiting would hang. */
+	struct harness *h = start(1u << 20, 64u << 10, 0);
+	uint8_t b;
+
+	run(h);
+	send_req(h, NBD_CMD_READ, 0, 91, 0, 1u << 20, NULL, false);
+	assert_int_equal(recv(h->sock, &b, 1, 0), 0);
+	pthread_join(h->th, NULL);
+	assert_int_equal(h->ret, -ENOBUFS);
+	assert_non_null(strstr(h->err, "chunk of 1048576 bytes"));
+	close(h->sock);
 	free(h->f.disk);
 	free(h);
 }
@@ -617,6 +543,7 @@ int main(void)
 		cmocka_unit_test(read_beyond_end_gets_einval_and_connection_lives),
 		cmocka_unit_test(write_to_readonly_gets_eperm_and_payload_is_skipped),
 		cmocka_unit_test(unknown_command_gets_einval),
+		cmocka_unit_test(oversized_write_gets_error_reply_then_close),
 		cmocka_unit_test(link_error_reaches_client_as_eio),
 		cmocka_unit_test(chunked_write_error_in_one_chunk_fails_whole_request),
 		cmocka_unit_test(link_loss_mid_request_ends_relay_with_reason),
@@ -624,6 +551,7 @@ int main(void)
 		cmocka_unit_test(disc_waits_for_in_flight_replies),
 		cmocka_unit_test(eof_mid_payload_ends_cleanly),
 		cmocka_unit_test(small_ring_applies_backpressure),
+		cmocka_unit_test(chunk_larger_than_payload_area_fails_with_reason),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

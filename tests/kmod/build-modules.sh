@@ -6,10 +6,13 @@
 set -u
 src=$1
 out=$2
-kdir=${3:-${NBDPCIE_KDIR:-/usr/src/linux-headers-6.1.0-56-amd64}}
+# Default: the newest Debian amd64 headers installed (scripts/install-deps.sh
+# installs the ones matching the installed image, 6.1.0-56 today).
+kdir=${3:-${NBDPCIE_KDIR:-$(ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | tail -n 1)}}
+kdir=${kdir:-/usr/src/linux-headers-6.1.0-56-amd64}
 
 if [ ! -f "$kdir/Makefile" ]; then
-	echo "SKIP: no kernel build directory at $kdir (install linux-headers-6.1.0-56-amd64)"
+	echo "SKIP: no kernel build directory at $kdir (scripts/install-deps.sh installs linux-headers-\$(kernel release))"
 	exit 77
 fi
 
@@ -27,7 +30,7 @@ grep -v '^#' "$src/kmod/epf/epf-core.symbols" | grep . |
 	awk '{ printf "0x00000000\t%s\tvmlinux\tEXPORT_SYMBOL_GPL\t\n", $1 }' > "$symvers"
 
 log=$out/build.log
-make -C "$kdir" M="$tree/kmod" W=1 KBUILD_EXTRA_SYMBOLS="$symvers" modules > "$log" 2>&1
+make -C "$kdir" M="$tree/kmod" W=1 NBDPCIE_EPF=m KBUILD_EXTRA_SYMBOLS="$symvers" modules > "$log" 2>&1
 rc=$?
 cat "$log"
 if [ $rc -ne 0 ]; then

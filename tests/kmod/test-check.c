@@ -303,6 +303,7 @@ static struct npk_ep_limits lim_default(void)
 	struct npk_ep_limits l = {
 		.region_size = { 1 << 20, 4 << 20 }, .dma_align = 4, .max_xfer = 4 << 20,
 		.msi_vectors = 4, .msix_vectors = 0,
+		.window = { .bus_addr = 0x3600000, .size = 4 << 20 },
 	};
 	return l;
 }
@@ -364,6 +365,8 @@ static void dma_host_address_wrapping_rejected(void **state)
 	struct npk_ep_limits l = lim_default();
 	struct npk_ep_dma d = dma_default();
 
+	l.window.bus_addr = UINT64_MAX - 65535;
+	l.window.size = 65536;
 	d.host_addr = UINT64_MAX - 4095;
 	d.len = 8192;
 	assert_int_equal(npk_check_ep_dma(&d, &l, msg, sizeof(msg)), -EINVAL);
@@ -375,9 +378,82 @@ static void dma_host_range_ending_at_top_accepted(void **state)
 	struct npk_ep_limits l = lim_default();
 	struct npk_ep_dma d = dma_default();
 
+	l.window.bus_addr = UINT64_MAX - 65535;
+	l.window.size = 65536;
 	d.host_addr = UINT64_MAX - 4095;
 	d.len = 4096;
 	assert_int_equal(npk_check_ep_dma(&d, &l, msg, sizeof(msg)), 0);
+}
+
+static void dma_range_ending_at_window_end_accepted(void **state)
+{
+	struct npk_ep_limits l = lim_default();
+	struct npk_ep_dma d = dma_default();
+
+	d.host_addr = 0x3600000 + (4 << 20) - 65536;
+	assert_int_equal(npk_check_ep_dma(&d, &l, msg, sizeof(msg)), 0);
+}
+
+static void dma_range_crossing_window_end_rejected(void **state)
+{
+	struct npk_ep_limits l = lim_default();
+	struct npk_ep_dma d = dma_default();
+
+	d.host_addr = 0x3600000 + (4 << 20) - 4096;
+	assert_int_equal(npk_check_ep_dma(&d, &l, msg, sizeof(msg)), -EINVAL);
+	assert_msg_has("0x39ff000 + length 65536", "window 0x3600000 + 4194304");
+}
+
+static void dma_below_window_rejected(void **state)
+{
+	struct npk_ep_limits l = lim_default();
+	struct npk_ep_dma d = dma_default();
+
+	d.host_addr = 0x35ff000;
+	assert_int_equal(npk_check_ep_dma(&d, &l, msg, sizeof(msg)), -EINVAL);
+	assert_msg_has("0x35ff000", "window 0x3600000");
+}
+
+static void dma_without_window_rejected(void **state)
+{
+	struct npk_ep_limits l = lim_default();
+	struct npk_ep_dma d = dma_default();
+
+	l.window.size = 0;
+	assert_int_equal(npk_check_ep_dma(&d, &l, msg, sizeof(msg)), -EINVAL);
+	assert_msg_has("no host window", "0x36b3000");
+}
+
+/* ---- EP host window ioctl ----------------------------------------------- */
+
+static void window_page_aligned_accepted(void **state)
+{
+	struct npk_ep_window w = { .bus_addr = 0x4100000, .size = 1 << 20 };
+
+	assert_int_equal(npk_check_ep_window(&w, msg, sizeof(msg)), 0);
+}
+
+static void window_size_zero_clears(void **state)
+{
+	struct npk_ep_window w = { .bus_addr = 0x1234, .size = 0 };
+
+	assert_int_equal(npk_check_ep_window(&w, msg, sizeof(msg)), 0);
+}
+
+static void window_unaligned_rejected(void **state)
+{
+	struct npk_ep_window w = { .bus_addr = 0x4100200, .size = 1 << 20 };
+
+	assert_int_equal(npk_check_ep_window(&w, msg, sizeof(msg)), -EINVAL);
+	assert_msg_has("0x4100200", "multiples of 4096");
+}
+
+static void window_wrapping_rejected(void **state)
+{
+	struct npk_ep_window w = { .bus_addr = UINT64_MAX - 4095, .size = 8192 };
+
+	assert_int_equal(npk_check_ep_window(&w, msg, sizeof(msg)), -EINVAL);
+	assert_msg_has("wraps", NULL);
 }
 
 static void dma_zero_length_rejected(void **state)
@@ -615,13 +691,40 @@ static void win_size_above_maximum_rejected(void **state)
 	assert_msg_has("2147483648", "1073741824");
 }
 
+/* ---- host per-file vector mask ----------------------------------------- */
+
+static void vector_mask_within_vectors_accepted(void **state)
+{
+	assert_int_equal(npk_check_vector_mask(0x2, 2, msg, sizeof(msg)), 0);
+	assert_int_equal(npk_check_vector_mask(0x3, 2, msg, sizeof(msg)), 0);
+	assert_int_equal(npk_check_vector_mask(0xffffffffu, 32, msg, sizeof(msg)), 0);
+}
+
+static void vector_mask_beyond_vectors_rejected(void **state)
+{
+	assert_int_equal(npk_check_vector_mask(0x4, 2, msg, sizeof(msg)), -EINVAL);
+	assert_msg_has("mask 0x4", "valid mask 0x3");
+}
+
+static void vector_mask_empty_rejected(void **state)
+{
+	assert_int_equal(npk_check_vector_mask(0, 2, msg, sizeof(msg)), -EINVAL);
+	assert_msg_has("mask 0x0", "2 vectors");
+}
+
+static void vector_mask_without_vectors_unsupported(void **state)
+{
+	assert_int_equal(npk_check_vector_mask(0x1, 0, msg, sizeof(msg)), -EOPNOTSUPP);
+	assert_msg_has("no interrupt vectors", NULL);
+}
+
 /* ---- uapi ------------------------------------------------------------- */
 
 static void ioctl_numbers_are_distinct_and_sized(void **state)
 {
 	const unsigned long nr[] = {
-		NPK_HOST_IOC_INFO, NPK_HOST_IOC_IRQ_COUNTS, NPK_EP_IOC_INFO,
-		NPK_EP_IOC_DMA, NPK_EP_IOC_RAISE_IRQ,
+		NPK_HOST_IOC_INFO, NPK_HOST_IOC_IRQ_COUNTS, NPK_HOST_IOC_SET_VECTORS, NPK_EP_IOC_INFO,
+		NPK_EP_IOC_DMA, NPK_EP_IOC_RAISE_IRQ, NPK_EP_IOC_SET_WINDOW,
 	};
 	size_t i, j;
 
@@ -666,6 +769,14 @@ int main(void)
 		cmocka_unit_test(dma_offset_overflowing_u64_rejected),
 		cmocka_unit_test(dma_host_address_wrapping_rejected),
 		cmocka_unit_test(dma_host_range_ending_at_top_accepted),
+		cmocka_unit_test(dma_range_ending_at_window_end_accepted),
+		cmocka_unit_test(dma_range_crossing_window_end_rejected),
+		cmocka_unit_test(dma_below_window_rejected),
+		cmocka_unit_test(dma_without_window_rejected),
+		cmocka_unit_test(window_page_aligned_accepted),
+		cmocka_unit_test(window_size_zero_clears),
+		cmocka_unit_test(window_unaligned_rejected),
+		cmocka_unit_test(window_wrapping_rejected),
 		cmocka_unit_test(dma_zero_length_rejected),
 		cmocka_unit_test(dma_length_above_max_xfer_rejected),
 		cmocka_unit_test(dma_misaligned_offset_rejected),
@@ -689,6 +800,10 @@ int main(void)
 		cmocka_unit_test(win_size_page_multiple_accepted),
 		cmocka_unit_test(win_size_not_page_multiple_rejected),
 		cmocka_unit_test(win_size_above_maximum_rejected),
+		cmocka_unit_test(vector_mask_within_vectors_accepted),
+		cmocka_unit_test(vector_mask_beyond_vectors_rejected),
+		cmocka_unit_test(vector_mask_empty_rejected),
+		cmocka_unit_test(vector_mask_without_vectors_unsupported),
 		cmocka_unit_test(ioctl_numbers_are_distinct_and_sized),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,12 +5,13 @@
  *   interop-client info SOCKET EXPORT
  *   interop-client go   SOCKET EXPORT [--no-optgo]
  *
- * list/info print what the server said; go negotiates, then (within the
- * advertised block sizes) writes, reads back and compares data, checks that a never-written region reads as
- * zeroes and that a read past the end fails without breaking the
- * connection, flushes, and disconnects; on a read-only export it checks
- * that a write is refused with an error reply and the connection survives. Exit 0 on success, 1 on a data or
- * transmission failure, 2 when the handshake fails (message on stderr). */
+ * list/info print what the server said. go negotiates, then, within the
+ * advertised block sizes, writes, reads back and compares data, checks that
+ * a never-written region reads as zeroes and that a read past the end fails
+ * without breaking the connection, flushes, and disconnects; on a read-only
+ * export it checks that a write is refused with an error reply and that the
+ * connection survives. Exit 0 on success, 1 on a data or transmission
+ * failure, 2 when the handshake fails (message on stderr). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>

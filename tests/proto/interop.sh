@@ -4,6 +4,7 @@
 #   interop.sh client-nbdkit      BINDIR   our client machine vs nbdkit memory
 #   interop.sh client-nbdkit-blocksize BINDIR  ... vs nbdkit enforcing 4 KiB blocks
 #   interop.sh client-nbd-server  BINDIR   our client machine vs nbd-server 3.24
+#   interop.sh client-qemu-nbd    BINDIR   our client machine vs qemu-nbd 7.2
 #   interop.sh server-nbdinfo     BINDIR   nbdinfo (libnbd) vs our server machine
 #   interop.sh server-qemu-io     BINDIR   qemu-io vs our server machine
 #   interop.sh server-nbdcopy     BINDIR   nbdcopy and our client vs our server machine
@@ -135,6 +136,23 @@ EOF
     expect "$out" '^write to read-only: NBD_EPERM$' "nbd-server refuses writes to a read-only export"
     expect "$out" '^data: ok \(read-only\)$' "read-only data test"
     # The writes reached nbd-server's file.
+    cmp -s -n 4096 "$tmp/disk.img" /dev/zero && fail "disk.img still zero at offset 0 after writes"
+    ;;
+client-qemu-nbd)
+    need qemu-nbd
+    truncate -s 64M "$tmp/disk.img"
+    qemu-nbd -k "$sock" -f raw -t -x disk --pid-file="$tmp/pid" --fork "$tmp/disk.img"
+    wait_for "$tmp/pid" "$sock"
+    "$client" list "$sock" >"$out" || fail "list against qemu-nbd"
+    expect "$out" $'^export\tdisk' "list against qemu-nbd"
+    "$client" go "$sock" disk >"$out" || { cat "$out"; fail "go + data against qemu-nbd"; }
+    expect "$out" '^min 1$' "block sizes from qemu-nbd"
+    expect "$out" '^data: ok$' "data against qemu-nbd"
+    "$client" go "$sock" disk --no-optgo >"$out" || { cat "$out"; fail "export_name + data against qemu-nbd"; }
+    expect "$out" '^data: ok$' "data (export_name) against qemu-nbd"
+    "$client" go "$sock" nope >"$out" 2>&1 && fail "unknown export accepted by qemu-nbd?"
+    expect "$out" "server refused export 'nope': unknown export \(NBD_REP_ERR_UNKNOWN\): export 'nope' not present" \
+        "unknown export message (with the server's text) from qemu-nbd"
     cmp -s -n 4096 "$tmp/disk.img" /dev/zero && fail "disk.img still zero at offset 0 after writes"
     ;;
 server-nbdinfo)

@@ -601,6 +601,61 @@ static void eof_after_transmission_is_not_an_error(void **state)
 	nbdp_client_free(c);
 }
 
+static void info_name_with_nul_is_protocol_error(void **state)
+{
+	struct nbdp_client *c = client(NBDP_GOAL_GO, "foo", false);
+
+	greet(c, FIXED_NZ);
+	tb_reset(&in);
+	tb_rep(&in, NBD_OPT_GO, NBD_REP_INFO, 5);
+	tb_be16(&in, NBD_INFO_NAME);
+	tb_mem(&in, "a\0b", 3);
+	assert_int_equal(nbdp_client_feed(c, in.d, in.n), -EPROTO);
+	assert_string_equal(nbdp_client_error(c), "NBD_INFO_NAME: name contains a NUL byte");
+	nbdp_client_free(c);
+}
+
+static void info_name_longer_than_4096_is_protocol_error(void **state)
+{
+	struct nbdp_client *c = client(NBDP_GOAL_GO, "foo", false);
+
+	greet(c, FIXED_NZ);
+	tb_reset(&in);
+	tb_rep(&in, NBD_OPT_GO, NBD_REP_INFO, 2 + 4097);
+	tb_be16(&in, NBD_INFO_NAME);
+	memset(in.d + in.n, 'n', 4097);
+	in.n += 4097;
+	assert_int_equal(nbdp_client_feed(c, in.d, in.n), -EPROTO);
+	assert_string_equal(nbdp_client_error(c), "NBD_INFO_NAME: name length 4097 beyond limit 4096");
+	nbdp_client_free(c);
+}
+
+static void server_reply_to_go_is_protocol_error(void **state)
+{
+	struct nbdp_client *c = client(NBDP_GOAL_GO, "foo", false);
+
+	greet(c, FIXED_NZ);
+	tb_reset(&in);
+	tb_rep(&in, NBD_OPT_GO, NBD_REP_SERVER, 4);
+	tb_be32(&in, 0);
+	assert_int_equal(nbdp_client_feed(c, in.d, in.n), -EPROTO);
+	assert_string_equal(nbdp_client_error(c), "NBD_OPT_GO: unexpected reply type NBD_REP_SERVER (2)");
+	nbdp_client_free(c);
+}
+
+static void eof_during_greeting_says_how_much_arrived(void **state)
+{
+	struct nbdp_client *c = client(NBDP_GOAL_GO, "foo", false);
+
+	tb_reset(&in);
+	tb_be64(&in, NBDMAGIC);
+	feed_all(c, &in);
+	assert_int_equal(nbdp_client_eof(c), -ECONNRESET);
+	assert_string_equal(nbdp_client_error(c),
+			    "server closed the connection before its greeting (8 of 18 bytes)");
+	nbdp_client_free(c);
+}
+
 static void name_longer_than_4096_is_rejected_at_creation(void **state)
 {
 	static char name[4098];
@@ -654,6 +709,10 @@ int main(void)
 		cmocka_unit_test(byte_at_a_time_reaches_transmission),
 		cmocka_unit_test(eof_after_export_name_names_the_export),
 		cmocka_unit_test(eof_after_transmission_is_not_an_error),
+		cmocka_unit_test(info_name_with_nul_is_protocol_error),
+		cmocka_unit_test(info_name_longer_than_4096_is_protocol_error),
+		cmocka_unit_test(server_reply_to_go_is_protocol_error),
+		cmocka_unit_test(eof_during_greeting_says_how_much_arrived),
 		cmocka_unit_test(name_longer_than_4096_is_rejected_at_creation),
 		cmocka_unit_test(unknown_goal_is_rejected_at_creation),
 	};

@@ -50,6 +50,8 @@ static int t_lookup(void *opaque, const char *name, struct nbdp_export *out)
 		out->min_block = 3;
 		return 0;
 	}
+	if (!strcmp(name, "broken"))
+		return -EIO;
 	if (!strcmp(name, "denied"))
 		return -EACCES;
 	if (!strcmp(name, "closing"))
@@ -65,8 +67,16 @@ static int t_list(void *opaque, void (*emit)(void *ctx, const char *name, const 
 	return 0;
 }
 
+static int t_list_denied(void *opaque, void (*emit)(void *ctx, const char *name, const char *desc),
+			 void *ctx)
+{
+	emit(ctx, "disk", NULL);
+	return -EACCES;
+}
+
 static const struct nbdp_server_ops ops = { .lookup = t_lookup, .list = t_list };
 static const struct nbdp_server_ops ops_nolist = { .lookup = t_lookup };
+static const struct nbdp_server_ops ops_list_denied = { .lookup = t_lookup, .list = t_list_denied };
 
 /* ---- driving helpers ---------------------------------------------------- */
 
@@ -811,6 +821,96 @@ static void output_backlog_pauses_input(void **state)
 	nbdp_server_free(s);
 }
 
+static void client_without_fixed_flag_is_still_answered(void **state)
+{
+	struct nbdp_server *s = start(&ops, 0);
+
+	tb_reset(&in);
+	tb_opt(&in, NBD_OPT_STRUCTURED_REPLY, NULL, 0);
+	tb_opt(&in, NBD_OPT_EXPORT_NAME, "disk", 4);
+	feed_all(s, &in);
+	tb_reset(&want);
+	expect_err(NBD_OPT_STRUCTURED_REPLY, NBD_REP_ERR_UNSUP,
+		   "NBD_OPT_STRUCTURED_REPLY: this server sends simple replies only");
+	tb_be64(&want, 1 << 20);
+	tb_be16(&want, NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA);
+	tb_zero(&want, 124);
+	assert_output(s, &want);
+	assert_int_equal(nbdp_server_state(s), NBDP_TRANSMISSION);
+	nbdp_server_free(s);
+}
+
+static void list_callback_error_ends_list_with_error(void **state)
+{
+	struct nbdp_server *s = start(&ops_list_denied, FIXED_NZ);
+
+	tb_reset(&in);
+	tb_opt(&in, NBD_OPT_LIST, NULL, 0);
+	feed_all(s, &in);
+	tb_reset(&want);
+	tb_rep(&want, NBD_OPT_LIST, NBD_REP_SERVER, 4 + 4);
+	tb_be32(&want, 4);
+	tb_str(&want, "disk");
+	expect_err(NBD_OPT_LIST, NBD_REP_ERR_POLICY, "NBD_OPT_LIST: access denied by server policy");
+	assert_output(s, &want);
+	nbdp_server_free(s);
+}
+
+static void go_lookup_failure_is_err_platform_with_errno_text(void **state)
+{
+	struct nbdp_server *s = start(&ops, FIXED_NZ);
+
+	tb_reset(&in);
+	tb_info_go(&in, NBD_OPT_GO, "broken", NULL, 0);
+	feed_all(s, &in);
+	tb_reset(&want);
+	expect_err(NBD_OPT_GO, NBD_REP_ERR_PLATFORM, "NBD_OPT_GO: export 'broken': Input/output error");
+	assert_output(s, &want);
+	nbdp_server_free(s);
+}
+
+static void info_then_go_on_one_connection(void **state)
+{
+	struct nbdp_server *s = start(&ops, FIXED_NZ);
+
+	tb_reset(&in);
+	tb_info_go(&in, NBD_OPT_INFO, "ro", NULL, 0);
+	tb_info_go(&in, NBD_OPT_GO, "ro", NULL, 0);
+	feed_all(s, &in);
+	tb_reset(&want);
+	expect_info_export(NBD_OPT_INFO, 4096, NBD_FLAG_HAS_FLAGS | NBD_FLAG_READ_ONLY);
+	tb_rep(&want, NBD_OPT_INFO, NBD_REP_ACK, 0);
+	expect_info_export(NBD_OPT_GO, 4096, NBD_FLAG_HAS_FLAGS | NBD_FLAG_READ_ONLY);
+	tb_rep(&want, NBD_OPT_GO, NBD_REP_ACK, 0);
+	assert_output(s, &want);
+	assert_int_equal(nbdp_server_state(s), NBDP_TRANSMISSION);
+	assert_int_equal(nbdp_server_export(s)->size, 4096);
+	nbdp_server_free(s);
+}
+
+static void nothing_is_taken_after_close(void **state)
+{
+	struct nbdp_server *s = start(&ops, FIXED_NZ);
+
+	tb_reset(&in);
+	tb_opt(&in, NBD_OPT_ABORT, NULL, 0);
+	feed_all(s, &in);
+	assert_int_equal(nbdp_server_state(s), NBDP_CLOSED);
+	assert_int_equal(nbdp_server_feed(s, in.d, in.n), 0);
+	assert_null(nbdp_server_export(s));
+	nbdp_server_free(s);
+}
+
+static void limits_before_transmission_are_einval(void **state)
+{
+	struct nbdp_server *s = start(&ops, FIXED_NZ);
+	struct nbdp_limits l;
+
+	assert_int_equal(nbdp_server_limits(s, &l), -EINVAL);
+	assert_false(nbdp_server_block_size_agreed(s));
+	nbdp_server_free(s);
+}
+
 static void free_accepts_null(void **state)
 {
 	nbdp_server_free(NULL);
@@ -861,6 +961,12 @@ int main(void)
 		cmocka_unit_test(feed_stops_at_end_of_handshake),
 		cmocka_unit_test(byte_at_a_time_gives_same_transcript),
 		cmocka_unit_test(output_backlog_pauses_input),
+		cmocka_unit_test(client_without_fixed_flag_is_still_answered),
+		cmocka_unit_test(list_callback_error_ends_list_with_error),
+		cmocka_unit_test(go_lookup_failure_is_err_platform_with_errno_text),
+		cmocka_unit_test(info_then_go_on_one_connection),
+		cmocka_unit_test(nothing_is_taken_after_close),
+		cmocka_unit_test(limits_before_transmission_are_einval),
 		cmocka_unit_test(free_accepts_null),
 	};
 

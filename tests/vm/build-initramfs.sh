@@ -7,20 +7,23 @@
 #   project's binaries given on the command line with their shared libraries
 #   (ldd closure), the guest /init and the guest scenario scripts.
 #
-# usage: build-initramfs.sh -o OUT.cpio.gz -k KVER [-f] [BINARY...]
+# usage: build-initramfs.sh -o OUT.cpio.gz -k KVER [-f] [-m MODULE.ko]... [BINARY...]
 #   -o  output file (written atomically)
 #   -k  kernel release whose modules go in (/lib/modules/KVER)
 #   -f  also include fio and its libraries (~80 MB: only the benchmark needs it)
+#   -m  an out-of-tree module (e.g. kmod/'s) copied to /lib/modules/extra/,
+#       not loaded by /init: the guest script insmods it
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-out= kver= with_fio=0
-while getopts "o:k:f" opt; do
+out='' kver='' with_fio=0 extra_mods=()
+while getopts "o:k:fm:" opt; do
     case $opt in
     o) out=$OPTARG ;;
     k) kver=$OPTARG ;;
     f) with_fio=1 ;;
-    *) echo "usage: $0 -o OUT.cpio.gz -k KVER [-f] [BINARY...]" >&2; exit 2 ;;
+    m) extra_mods+=("$OPTARG") ;;
+    *) echo "usage: $0 -o OUT.cpio.gz -k KVER [-f] [-m MODULE.ko]... [BINARY...]" >&2; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
@@ -42,18 +45,31 @@ cp /usr/bin/busybox "$root/bin/busybox"
 order=()
 add_module() { # add_module PATH-RELATIVE-TO-MODDIR
     local m=$1 dep
-    grep -q "^$m:" "$moddir/modules.dep" || { echo "build-initramfs: module $m not in $moddir" >&2; exit 1; }
+    [ -n "$m" ] && grep -q "^$m:" "$moddir/modules.dep" || { echo "build-initramfs: module '$m' not in $moddir/modules.dep" >&2; exit 1; }
     for dep in $(grep "^$m:" "$moddir/modules.dep" | cut -d: -f2-); do add_module "$dep"; done
     [[ " ${order[*]-} " == *" $m "* ]] || order+=("$m")
 }
-for m in kernel/drivers/block/nbd.ko kernel/crypto/crc32c_generic.ko kernel/fs/ext4/ext4.ko; do
-    add_module "$m"
+for m in kernel/drivers/block/nbd kernel/crypto/crc32c_generic kernel/fs/ext4/ext4; do
+    add_module "$(grep -oE "^$m\.ko(\.[a-z]+)?:" "$moddir/modules.dep" | tr -d :)"
 done
+# busybox insmod takes plain .ko files: compressed modules (a later Debian
+# kernel may ship them) are unpacked on the way in.
 for m in "${order[@]}"; do
     f=${m##*/}
-    case $f in *.ko) ;; *) echo "build-initramfs: compressed module $m not supported" >&2; exit 1 ;; esac
-    cp "$moddir/$m" "$root/lib/modules/$f"
+    case $f in
+    *.ko) cp "$moddir/$m" "$root/lib/modules/$f" ;;
+    *.ko.xz) f=${f%.xz}; xz -dc "$moddir/$m" >"$root/lib/modules/$f" ;;
+    *.ko.zst) f=${f%.zst}; zstd -qdc "$moddir/$m" >"$root/lib/modules/$f" ;;
+    *.ko.gz) f=${f%.gz}; gzip -dc "$moddir/$m" >"$root/lib/modules/$f" ;;
+    *) echo "build-initramfs: module $m: unknown format" >&2; exit 1 ;;
+    esac
     echo "$f" >>"$root/lib/modules/load.list"
+done
+
+mkdir -p "$root/lib/modules/extra"
+for m in "${extra_mods[@]}"; do
+    [ -f "$m" ] || { echo "build-initramfs: module $m missing" >&2; exit 1; }
+    cp "$m" "$root/lib/modules/extra/"
 done
 
 # Dynamic executables and their libraries, at the same paths as on the host.

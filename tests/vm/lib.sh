@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Host side of the nbd-pcie QEMU guest tests: sourced by tests/vm/scenarios/*.sh.
 #
 # Environment (set by CTest from tests/vm/CMakeLists.txt):
@@ -18,9 +19,11 @@ set -uo pipefail
 EP_SERVER=${EP_SERVER:-}
 VM_TIMEOUT=${VM_TIMEOUT:-240}
 
-# ivshmem BAR2 of the link: 16 MiB, a power of two as ivshmem requires and
-# room for the BAR header, rings and BAR-only payload slots.
-VM_BAR_SIZE=${VM_BAR_SIZE:-16777216}
+# ivshmem BAR2 of the link: a power of two as ivshmem requires, and room for
+# the EP's default BAR-only layout (header, rings and 4 channels of 16 MiB of
+# payload area: 67260416 bytes), which the next power of two is 128 MiB. The
+# file is sparse: only what the link touches takes memory.
+VM_BAR_SIZE=${VM_BAR_SIZE:-134217728}
 # The control mailbox's BAR2: ivshmem's smallest useful size is a page; 64 KiB
 # leaves room to grow without changing the guest side (which reads 4 KiB).
 VM_CTL_SIZE=65536
@@ -121,12 +124,24 @@ vm_prepare_shm() {
     truncate -s "$VM_CTL_SIZE" "$VM_CTL" || vm_fail "cannot create $VM_CTL"
 }
 
+# Scenarios may set these before vm_start:
+#   VM_WITH_LINK=0       leave out the link's ivshmem-plain at 00:02.0 (e.g. a
+#                        scenario that puts an ivshmem-doorbell there instead)
+#   VM_QEMU_EXTRA=(...)  more QEMU arguments (devices, chardevs)
+VM_WITH_LINK=1
+VM_QEMU_EXTRA=()
+
 # vm_start [vm_KEY=VALUE...]: boots the guest in the background, running
 # /tests/$VM_NAME.sh (or vm_test=OTHER); the words go on the kernel command
 # line and are exported to the guest script.
 vm_start() {
     local append="console=ttyS0 panic=-1 quiet vm_test=$VM_NAME vm_bar_size=$VM_BAR_SIZE $*"
+    local link=()
     [ -f "$VM_BAR" ] || vm_prepare_shm
+    if [ "$VM_WITH_LINK" = 1 ]; then
+        link=(-object "memory-backend-file,id=linkbar,size=$VM_BAR_SIZE,mem-path=$VM_BAR,share=on"
+              -device ivshmem-plain,memdev=linkbar,addr=0x2)
+    fi
     rm -f "$VM_RAM"
     vm_log "booting guest: $append"
     # timeout(1) is a backstop: if this script is killed without running its
@@ -137,10 +152,10 @@ vm_start() {
         -serial "file:$VM_SERIAL" \
         -object "memory-backend-file,id=ram,size=$VM_MEM,mem-path=$VM_RAM,share=on" \
         -machine pc,memory-backend=ram \
-        -object "memory-backend-file,id=linkbar,size=$VM_BAR_SIZE,mem-path=$VM_BAR,share=on" \
-        -device ivshmem-plain,memdev=linkbar,addr=0x2 \
+        "${link[@]}" \
         -object "memory-backend-file,id=ctlbar,size=$VM_CTL_SIZE,mem-path=$VM_CTL,share=on" \
         -device ivshmem-plain,memdev=ctlbar,addr=0x10 \
+        "${VM_QEMU_EXTRA[@]}" \
         -kernel "$VM_KERNEL" -initrd "$VM_INITRAMFS" -append "$append" \
         </dev/null >"$VM_WORK/qemu.out" 2>&1 &
     VM_PID=$!

@@ -38,8 +38,14 @@ grep -q "first at offset $off " "$dir/err" || { echo "FAIL: the message does not
 ok "$tool" writeloop "$f" 64K 20 99
 ok "$tool" pattern verify "$f" 0 $((20 * 65536)) 99
 grep -q . "$dir/err" && { echo "FAIL: writeloop wrote to stderr: $(cat "$dir/err")"; failures=$((failures + 1)); }
-"$tool" writeloop "$f" 64K 20 99 | grep -qx 'VMTOOL-ACKED 20 blocks of 65536 bytes' ||
+"$tool" writeloop "$f" 64K 20 99 | grep -q '^VMTOOL-ACKED 20 blocks of 65536 bytes (20 writes' ||
     { echo "FAIL: writeloop did not report 20 acknowledged blocks"; failures=$((failures + 1)); }
+# With a time floor it starts over at block 0, rewriting the same bytes.
+"$tool" writeloop "$f" 64K 4 123 1 >"$dir/loop" || { echo "FAIL: timed writeloop"; failures=$((failures + 1)); }
+n=$(sed -n 's/^VMTOOL-ACKED 4 blocks of 65536 bytes (\([0-9]*\) writes.*/\1/p' "$dir/loop")
+[ -n "$n" ] && [ "$n" -gt 4 ] || { echo "FAIL: timed writeloop did not loop: $(cat "$dir/loop")"; failures=$((failures + 1)); }
+ok "$tool" pattern verify "$f" 0 $((4 * 65536)) 123
+ok "$tool" pattern verify "$f" $((4 * 65536)) $((16 * 65536)) 99  # beyond block 4: untouched
 no "$tool" pattern verify "$f" 0 4096 12x                         # bad seed is a usage error
 
 [ $failures -eq 0 ] && echo "vmtool-pattern: all checks passed" || echo "vmtool-pattern: $failures checks failed"

@@ -101,6 +101,21 @@
 #define NBD_REQUEST_MAGIC       0x25609513u
 #define NBD_SIMPLE_REPLY_MAGIC  0x67446698u
 
+/* ---- Structured replies: never negotiated by this library (its server
+ * answers NBD_OPT_STRUCTURED_REPLY with NBD_REP_ERR_UNSUP); named so that
+ * logs and diagnostics can recognise them. ---------------------------------- */
+#define NBD_STRUCTURED_REPLY_MAGIC   0x668e33efu
+#define NBD_REPLY_FLAG_DONE          (1u << 0)
+#define NBD_REPLY_TYPE_NONE          0
+#define NBD_REPLY_TYPE_OFFSET_DATA   1
+#define NBD_REPLY_TYPE_OFFSET_HOLE   2
+#define NBD_REPLY_TYPE_BLOCK_STATUS  5
+#define NBD_REPLY_TYPE_ERROR         ((1u << 15) + 1)
+#define NBD_REPLY_TYPE_ERROR_OFFSET  ((1u << 15) + 2)
+/* base:allocation metadata context flags */
+#define NBD_STATE_HOLE               (1u << 0)
+#define NBD_STATE_ZERO               (1u << 1)
+
 /* ---- Error values carried in replies (not host errno values) ------------ */
 #define NBD_SUCCESS     0
 #define NBD_EPERM       1

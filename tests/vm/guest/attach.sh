@@ -5,12 +5,15 @@
 M=1048576
 
 step check-before
-expect_fail nbd-pcie-client -c /dev/nbd0
+# -c: exit 1 means "not connected" (2 would be an error).
+expect_exit 1 nbd-pcie-client -c /dev/nbd0
 
 attach /dev/nbd0 disk
 [ "$(dev_bytes /dev/nbd0)" = "$vm_size" ] || fail "/dev/nbd0 is $(dev_bytes /dev/nbd0) bytes, export is $vm_size"
 out=$(nbd-pcie-client -c /dev/nbd0) || fail "nbd-pcie-client -c /dev/nbd0 says not connected after attach"
 echo "-c: $out"
+# -c prints the PID of the process serving the device, like nbd-client.
+[ -n "$out" ] && [ -d "/proc/$out" ] || fail "-c printed '$out', not the PID of a running process"
 
 step never-written-reads-zero
 pattern verify /dev/nbd0 0 4M zero direct
@@ -34,7 +37,7 @@ expect_fail nbdpcie-vmtool pattern write /dev/nbd0 "$vm_size" 4096 "$vm_seed" di
 
 detach /dev/nbd0
 step check-after
-expect_fail nbd-pcie-client -c /dev/nbd0
+expect_exit 1 nbd-pcie-client -c /dev/nbd0
 i=0
 while pidof nbd-pcie-client >/dev/null; do
     i=$((i + 1))

@@ -4,6 +4,7 @@
 #   fail MESSAGE        print VMTEST-FAIL and exit 1
 #   run CMD...          run a command, fail naming it if it exits non-zero
 #   expect_fail CMD...  fail if the command succeeds
+#   expect_exit N CMD.. fail unless the command exits with status N
 #   ctl_wait KEY [SECS] wait for the host's KEY in the control mailbox; prints its value
 #   bar_bdf / ctl_bdf   PCI addresses of the link's ivshmem and the control device
 set -u
@@ -29,6 +30,14 @@ run() {
 expect_fail() {
     if "$@"; then fail "command succeeded but should have failed: $*"; fi
 }
+# expect_exit CODE CMD...: the command must exit with exactly CODE.
+expect_exit() {
+    local want=$1 got
+    shift
+    "$@"
+    got=$?
+    [ "$got" = "$want" ] || fail "exit $got, expected $want: $*"
+}
 ctl_wait() {
     nbdpcie-vmtool ctl-wait "$CTL_BDF" "$1" "${2:-120}" || fail "no '$1' from the host"
 }
@@ -53,7 +62,7 @@ LINK=pci:$LINK_BDF
 attach() {
     local dev=$1 name=$2
     shift 2
-    step "attach $dev export $name $*"
+    step "attach $dev export $name${*:+ $*}"
     nbd-pcie-client -pcie "$LINK" -N "$name" "$@" "$dev" ||
         fail "nbd-pcie-client -pcie $LINK -N $name $* $dev failed (exit $?)"
     wait_value_nonzero "/sys/block/${dev#/dev/}/size" 30 ||

@@ -1,5 +1,6 @@
 # Scenario 3 (guest side): a read-only export: /dev/nbd0 is read-only, O_DIRECT
-# writes fail, mount -o ro works and shows the host's files. Host side:
+# writes fail, mount -o ro works and shows the host's files. Then a writable
+# export attached with the client's -R: read-only all the same. Host side:
 # scenarios/readonly.sh.
 . /tests/lib.sh
 
@@ -17,3 +18,10 @@ pattern verify /mnt/pattern 0 4M "$vm_seed"
 expect_fail touch /mnt/new-file
 run umount /mnt
 detach /dev/nbd0
+
+step client-readonly
+attach /dev/nbd1 rw -R
+[ "$(cat /sys/block/nbd1/ro)" = 1 ] || fail "/sys/block/nbd1/ro is $(cat /sys/block/nbd1/ro) with -R, expected 1"
+pattern verify /dev/nbd1 0 1M "$vm_seed" direct
+expect_fail nbdpcie-vmtool pattern write /dev/nbd1 0 4096 1 direct sync
+detach /dev/nbd1

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -189,19 +190,35 @@ out:
 	return rc;
 }
 
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* writeloop PATH BLOCK COUNT SEED [SECONDS]: writes blocks 0..COUNT-1 with
+ * O_DIRECT|O_DSYNC, and starts over at block 0 until at least SECONDS have
+ * passed, so that the loop is still running whenever the host strikes, on a
+ * fast machine too. Rewriting a block writes the same bytes (the pattern
+ * depends only on the offset), so "acknowledged" stays well defined: the
+ * blocks [0, n) of the final VMTOOL-ACKED line hold the pattern. */
 int vmtool_cmd_writeloop(int argc, char **argv)
 {
-	uint64_t bs, count, seed, i;
+	uint64_t bs, count, seed, secs = 0, writes = 0, acked;
 	uint8_t *buf = NULL;
 	int zero, fd, err = 0;
+	double t0;
 
-	if (argc != 4 || vmtool_parse_u64("block", argv[1], &bs) ||
-	    vmtool_parse_u64("count", argv[2], &count) || parse_seed(argv[3], &zero, &seed)) {
-		fprintf(stderr, "vmtool: writeloop PATH BLOCK COUNT SEED\n");
+	if ((argc != 4 && argc != 5) || vmtool_parse_u64("block", argv[1], &bs) ||
+	    vmtool_parse_u64("count", argv[2], &count) || parse_seed(argv[3], &zero, &seed) ||
+	    (argc == 5 && vmtool_parse_u64("seconds", argv[4], &secs))) {
+		fprintf(stderr, "vmtool: writeloop PATH BLOCK COUNT SEED [SECONDS]\n");
 		return 2;
 	}
-	if (!bs || bs > CHUNK || bs % DIRECT_ALIGN) {
-		fprintf(stderr, "vmtool: writeloop: block %" PRIu64 " not a multiple of %d up to %d\n",
+	if (!bs || bs > CHUNK || bs % DIRECT_ALIGN || !count) {
+		fprintf(stderr, "vmtool: writeloop: block %" PRIu64 " not a multiple of %d up to %d, or no blocks\n",
 			bs, DIRECT_ALIGN, CHUNK);
 		return 2;
 	}
@@ -215,19 +232,25 @@ int vmtool_cmd_writeloop(int argc, char **argv)
 		close(fd);
 		return 1;
 	}
-	for (i = 0; i < count; i++) {
+	t0 = now_s();
+	while (writes < count || now_s() - t0 < (double)secs) {
+		uint64_t i = writes % count;
+
 		fill(buf, i * bs, bs, zero, seed);
 		err = full_pwrite(fd, buf, bs, i * bs);
 		if (err) {
-			fprintf(stderr, "vmtool: writeloop %s: block %" PRIu64 " (offset %" PRIu64 "): %s\n",
-				argv[0], i, i * bs, strerror(-err));
+			fprintf(stderr, "vmtool: writeloop %s: block %" PRIu64 " (offset %" PRIu64 "), write %" PRIu64 ": %s\n",
+				argv[0], i, i * bs, writes, strerror(-err));
 			break;
 		}
-		if ((i + 1) % ACK_EVERY == 0)
-			printf("VMTOOL-ACK %" PRIu64 "\n", i + 1);
+		writes++;
+		if (writes % ACK_EVERY == 0)
+			printf("VMTOOL-ACK %" PRIu64 " t=%.2f\n", writes, now_s() - t0);
 	}
-	/* Blocks [0, i) were acknowledged by the kernel (O_DSYNC: durable). */
-	printf("VMTOOL-ACKED %" PRIu64 " blocks of %" PRIu64 " bytes\n", i, bs);
+	/* O_DSYNC: each completed write was acknowledged as durable. */
+	acked = writes < count ? writes : count;
+	printf("VMTOOL-ACKED %" PRIu64 " blocks of %" PRIu64 " bytes (%" PRIu64 " writes in %.2f s)\n",
+	       acked, bs, writes, now_s() - t0);
 	free(buf);
 	close(fd);
 	return err ? 1 : 0;

@@ -210,9 +210,13 @@ struct npk_host_irq_counts {
 
 #define NPK_HOST_IOC_INFO       _IOR(NPK_IOC_MAGIC, 0x00, struct npk_host_info)
 #define NPK_HOST_IOC_IRQ_COUNTS _IOR(NPK_IOC_MAGIC, 0x01, struct npk_host_irq_counts)
+/* Which vectors this open file counts (bit n = vector n; default: all), so
+ * that e.g. one thread per channel sleeps on its channel's vector only.
+ * Setting it restarts the file's count at zero. */
+#define NPK_HOST_IOC_SET_VECTORS _IOW(NPK_IOC_MAGIC, 0x02, __u32)
 /*
- * Host read(): 8 bytes, a __u64 = interrupts (all vectors) since this file's
- * previous read; blocks until it is non-zero (EAGAIN with O_NONBLOCK).
+ * Host read(): 8 bytes, a __u64 = interrupts (of the file's vectors) since
+ * its previous read; blocks until it is non-zero (EAGAIN with O_NONBLOCK).
  * poll(): POLLIN when that number is non-zero. Interrupts coalesce: one
  * means "look at the rings", never "one completion". After the device is
  * unbound or removed every operation fails with ENODEV, poll() reports
@@ -241,7 +245,16 @@ struct npk_ep_info {
 	__u32 dma_align;         /* required alignment of DMA offsets, addresses, lengths */
 	__u32 max_xfer;          /* largest length of one NPK_EP_IOC_DMA */
 	struct npk_region region[NPK_EP_NREGIONS];
-	__u64 reserved[4];
+	struct npk_region window; /* host window DMA may target (NPK_EP_IOC_SET_WINDOW) */
+	__u64 reserved[2];
+};
+
+/* The host range every NPK_EP_IOC_DMA must stay inside: the host window the
+ * server accepted from the BAR header (win_bus_addr, win_size). Page aligned;
+ * size 0 clears it. Cleared when the function is unbound. */
+struct npk_ep_window {
+	__u64 bus_addr;
+	__u64 size;
 };
 
 /* npk_ep_dma.dir */
@@ -252,7 +265,7 @@ struct npk_ep_dma {
 	__u32 dir;               /* NPK_EP_DMA_TO_HOST / _FROM_HOST */
 	__u32 region;            /* NPK_EP_REGION_* holding the EP side */
 	__u64 offset;            /* byte offset in that region */
-	__u64 host_addr;         /* PCI bus address on the host */
+	__u64 host_addr;         /* PCI bus address on the host, inside the window */
 	__u32 len;               /* bytes, 1..max_xfer */
 	__u32 flags;             /* must be 0 */
 };
@@ -278,6 +291,7 @@ struct npk_ep_event {
 #define NPK_EP_IOC_INFO        _IOR(NPK_IOC_MAGIC, 0x20, struct npk_ep_info)
 #define NPK_EP_IOC_DMA         _IOW(NPK_IOC_MAGIC, 0x21, struct npk_ep_dma)
 #define NPK_EP_IOC_RAISE_IRQ   _IOW(NPK_IOC_MAGIC, 0x22, struct npk_ep_irq)
+#define NPK_EP_IOC_SET_WINDOW  _IOW(NPK_IOC_MAGIC, 0x23, struct npk_ep_window)
 /* ---- end of kernel module interface ---- */
 
 #endif /* UAPI_NBD_PCIE_LINK_H */
