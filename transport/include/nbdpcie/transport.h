@@ -7,11 +7,13 @@
  *
  * Conventions: functions return 0 (or a count) on success and -errno on
  * failure; handles are opaque; nothing here blocks except npt_link_open()
- * on the host (bounded by connect_timeout_ms). A link and its channels are
- * used by one thread at a time per channel: one channel may be driven by a
- * different thread than another channel of the same link, but
- * npt_link_check() and npt_chan_open()/npt_chan_accept() must not run
- * concurrently with each other on one link.
+ * on the host (bounded by connect_timeout_ms) and, briefly, channel open and
+ * close on the host (a flock shared with the other host processes).
+ * Threads: a channel is driven by one thread at a time; different channels
+ * of one link may be driven by different threads; npt_link_check(),
+ * npt_link_error(), npt_chan_open() and npt_chan_accept() are safe from any
+ * thread. Several host processes may open the same link: they share one
+ * attachment and own separate channels (docs/transport.md 4.5).
  */
 #ifndef NBDPCIE_TRANSPORT_H
 #define NBDPCIE_TRANSPORT_H
