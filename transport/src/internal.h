@@ -204,7 +204,6 @@ struct npt_link {
 	bool chan_busy[NPT_MAX_CHANNELS];    /* a local handle exists */
 	uint32_t chan_session[NPT_MAX_CHANNELS]; /* EP: last session accepted; host: last opened */
 	char errmsg[NPT_ERRLEN];
-	char errcopy[NPT_ERRLEN];
 	char desc[PATH_MAX + 64];
 };
 uint64_t npt_now_ns(void);

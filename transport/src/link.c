@@ -726,10 +726,15 @@ int npt_link_check(struct npt_link *l)
 
 const char *npt_link_error(struct npt_link *l)
 {
+	/* One copy per calling thread: the link's message may be rewritten by
+	 * another thread at any time, and two threads asking at once must not
+	 * share (and overwrite) one buffer. Valid until this thread's next call. */
+	static __thread char copy[NPT_ERRLEN];
+
 	pthread_mutex_lock(&l->lock);
-	memcpy(l->errcopy, l->errmsg, sizeof(l->errcopy));
+	memcpy(copy, l->errmsg, sizeof(copy));
 	pthread_mutex_unlock(&l->lock);
-	return l->errcopy;
+	return copy;
 }
 
 unsigned npt_link_nchannels(const struct npt_link *l)

@@ -75,7 +75,8 @@ void npt_link_close(struct npt_link *l);                                /* NULL-
  * -ECONNRESET and the next host is accepted automatically).
  * npt_link_error() says why. */
 int  npt_link_check(struct npt_link *l);
-const char *npt_link_error(struct npt_link *l);   /* last error/why down, for logs; never NULL */
+const char *npt_link_error(struct npt_link *l);   /* last error/why down, for logs; never NULL;
+                                                     a per-thread copy, valid until the thread's next call */
 unsigned npt_link_nchannels(const struct npt_link *l);
 uint32_t npt_link_max_xfer(const struct npt_link *l);
 const char *npt_link_describe(const struct npt_link *l); /* "shm:/dev/shm/x (host window, 4 ch)" */
