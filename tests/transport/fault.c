@@ -8,6 +8,7 @@
  *                  the EP neither crashes nor hangs and serves the next host
  *   scribble-ep    an EP that writes random bytes over the BAR and window:
  *                  the host neither crashes nor hangs; the link goes down
+ *   two-hosts      two host processes share one link (one channel each)
  * Children die with the parent (PR_SET_PDEATHSIG); files are removed on exit. */
 #include <errno.h>
 #include <pthread.h>
@@ -54,6 +55,8 @@ static void cleanup(void)
 	unlink(g_path);
 	snprintf(win, sizeof(win), "%s.win", g_path);
 	unlink(win);
+	snprintf(win, sizeof(win), "%s.hosts", g_path);
+	unlink(win);
 }
 
 static void child_init(void)
@@ -89,13 +92,34 @@ static void *ep_loop_main(void *arg)
 	return NULL;
 }
 
-static pid_t spawn_ep(bool scribbler)
+/* Children are this program again (fork + exec), so that they never
+ * inherit the state of the parent's threads (locks held at fork time). */
+static pid_t spawn(const char *role, const char *a, const char *b)
 {
 	pid_t pid = fork();
 
 	if (pid)
 		return g_children[g_nchildren++] = pid;
 	child_init();
+	execl("/proc/self/exe", "npt-fault", role, g_path, a, b, (char *)NULL);
+	_exit(127);
+}
+
+static pid_t spawn_ep(bool scribbler)
+{
+	return spawn("child-ep", scribbler ? "1" : "0", "0");
+}
+
+static pid_t spawn_host(uint64_t requests, bool scribbler)
+{
+	char n[32];
+
+	snprintf(n, sizeof(n), "%llu", (unsigned long long)requests);
+	return spawn("child-host", scribbler ? "1" : "0", n);
+}
+
+static int child_ep(bool scribbler)
+{
 	{
 		struct ep_thread t = { 0 };
 		char err[512];
@@ -119,13 +143,8 @@ static pid_t spawn_ep(bool scribbler)
 	}
 }
 
-static pid_t spawn_host(uint64_t requests, bool scribbler)
+static int child_host(uint64_t requests, bool scribbler)
 {
-	pid_t pid = fork();
-
-	if (pid)
-		return g_children[g_nchildren++] = pid;
-	child_init();
 	{
 		struct traffic_opts o = { .requests = requests, .seed = (uint64_t)getpid(),
 					  .max_len = 64 << 10, .max_qd = 32 };
@@ -362,12 +381,48 @@ static int scenario_scribble_host(void)
 	return 0;
 }
 
+
+/* Two host processes share the link: one attach, one channel each, both
+ * verified; the EP never sees a second host; the last one out detaches. */
+static int scenario_two_hosts(void)
+{
+	struct ep_thread *t = ep_start();
+	pid_t a = spawn_host(30000, false), b = spawn_host(60000, false);
+	char path[200];
+	uint64_t t0;
+
+	wait_child_ok(a, "first host process");
+	CHECK(npt_link_check(t->l) == 0, "EP lost the host when one of two processes left: %s",
+	      npt_link_error(t->l));
+	wait_child_ok(b, "second host process");
+	t0 = t_now_ms();
+	while (npt_link_check(t->l) == 0 && t_now_ms() - t0 < 2000)
+		t_sleep_ms(5);
+	CHECK(npt_link_check(t->l) == -EAGAIN, "EP link %d after both hosts left", npt_link_check(t->l));
+	CHECK(strstr(npt_link_error(t->l), "host generation 1 detached"),
+	      "expected one host generation, detached: %s", npt_link_error(t->l));
+	snprintf(path, sizeof(path), "%s.hosts", g_path);
+	CHECK(access(path, F_OK) != 0, "%s left behind", path);
+	snprintf(path, sizeof(path), "%s.win", g_path);
+	CHECK(access(path, F_OK) != 0, "%s left behind", path);
+	ep_stop(t);
+	printf("fault: two host processes shared the link, 90000 requests verified\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *s = argc > 1 ? argv[1] : "";
 	int r;
 
 	signal(SIGPIPE, SIG_IGN);
+	if (argc == 5 && !strncmp(s, "child-", 6)) {
+		snprintf(g_path, sizeof(g_path), "%s", argv[2]);
+		snprintf(g_spec, sizeof(g_spec), "shm:%s", g_path);
+		if (!strcmp(s, "child-ep"))
+			return child_ep(argv[3][0] == '1');
+		return child_host(strtoull(argv[4], NULL, 0), argv[3][0] == '1');
+	}
 	t_shm_path(g_path, sizeof(g_path), "fault");
 	snprintf(g_spec, sizeof(g_spec), "shm:%s", g_path);
 	if (!strcmp(s, "ep-killed"))
@@ -378,8 +433,10 @@ int main(int argc, char **argv)
 		r = scenario_scribble_host();
 	else if (!strcmp(s, "scribble-ep"))
 		r = scenario_scribble_ep();
+	else if (!strcmp(s, "two-hosts"))
+		r = scenario_two_hosts();
 	else {
-		fprintf(stderr, "usage: npt-fault ep-killed|host-killed|scribble-host|scribble-ep\n");
+		fprintf(stderr, "usage: npt-fault ep-killed|host-killed|scribble-host|scribble-ep|two-hosts\n");
 		return 2;
 	}
 	cleanup();

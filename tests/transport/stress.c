@@ -197,6 +197,8 @@ int main(int argc, char **argv)
 	unlink(path);
 	strcat(path, ".win");
 	unlink(path);
+	strcpy(path + strlen(path) - 4, ".hosts");
+	unlink(path);
 	if (hr || !WIFEXITED(status) || WEXITSTATUS(status)) {
 		fprintf(stderr, "npt-stress: FAILED (host %d, EP status 0x%x)\n", hr, status);
 		return 1;

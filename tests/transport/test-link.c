@@ -105,6 +105,8 @@ static int teardown(void **st)
 	/* clean close removes what each side created */
 	assert_int_equal(stat(p->path, &sb), -1);
 	assert_int_equal(stat(win, &sb), -1);
+	snprintf(win, sizeof(win), "%s.hosts", p->path);
+	assert_int_equal(stat(win, &sb), -1);
 	free(p);
 	return 0;
 }

@@ -294,9 +294,12 @@ int traffic_ep_serve(struct npt_chan *c, volatile int *stop, struct traffic_stat
 		else
 			pause_us(&b);
 	}
-	if (r == -ECONNRESET)
+	if (r == -ECONNRESET && strstr(npt_chan_error(c), "host closed the channel"))
 		r = 0;    /* the host closed the channel: the normal end */
 out:
+	if (r && getenv("NPT_TRAFFIC_VERBOSE"))
+		fprintf(stderr, "traffic ep: channel %u ends: %s (%s)\n", npt_chan_index(c),
+			strerror(-r), npt_chan_error(c));
 	free(reqs);
 	return r;
 }

@@ -4,6 +4,9 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pciaccess.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -120,10 +123,24 @@ static void pci_close(struct npt_link *l)
 	}
 }
 
+/* Host processes of one PCI link meet in a file named after the function:
+ * $NPT_RUNDIR, else /run, else /tmp (a minimal guest may have only /tmp). */
+static void pci_reg_path(struct npt_link *l, char *buf, size_t len)
+{
+	const struct pci_device *d = l->pci_dev;
+	const char *dir = getenv("NPT_RUNDIR");
+
+	if (!dir || !*dir)
+		dir = access("/run", W_OK) == 0 ? "/run" : "/tmp";
+	snprintf(buf, len, "%s/nbd-pcie-%04x:%02x:%02x.%x.hosts", dir,
+		 d ? d->domain : 0, d ? d->bus : 0, d ? d->dev : 0, d ? d->func : 0);
+}
+
 const struct npt_backend_ops npt_pci_ops = {
 	.name = "pci",
 	.map_bar = pci_map_bar,
 	.map_window = NULL,      /* BAR-only until the host kernel module exists */
 	.unmap_window = NULL,
 	.close = pci_close,
+	.reg_path = pci_reg_path,
 };

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -86,7 +87,21 @@ static int shm_map_window(struct npt_link *l, uint64_t *bus, uint64_t size,
 
 	if (!w)
 		return -ENOMEM;
-	if (l->role == NPT_ROLE_HOST) {
+	if (l->role == NPT_ROLE_HOST && l->win_join) {
+		/* another host process published it: map what it published */
+		base = *bus;
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			goto fail_errno;
+		if (fstat(fd, &st))
+			goto fail_errno;
+		if ((uint64_t)st.st_size < base + size) {
+			npt_seterr(err, errlen, "shm: window %s: bus address 0x%" PRIx64 " + size %" PRIu64
+				   " beyond file size %jd", path, base, size, (intmax_t)st.st_size);
+			r = -ERANGE;
+			goto fail;
+		}
+	} else if (l->role == NPT_ROLE_HOST) {
 		base = l->spec.win_base;
 		if (l->spec.win_default) {
 			/* A fresh inode each time: an EP still mapping the window
@@ -175,10 +190,16 @@ static void shm_close(struct npt_link *l)
 	}
 }
 
+static void shm_reg_path(struct npt_link *l, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s.hosts", l->spec.bar_path);
+}
+
 const struct npt_backend_ops npt_shm_ops = {
 	.name = "shm",
 	.map_bar = shm_map_bar,
 	.map_window = shm_map_window,
 	.unmap_window = shm_unmap_window,
 	.close = shm_close,
+	.reg_path = shm_reg_path,
 };

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -92,8 +93,11 @@ static void chan_map(struct npt_chan *c, uint8_t *hp)
 
 int npt_chan_open(struct npt_link *l, int idx, struct npt_chan **out)
 {
+	int32_t self = (int32_t)getpid();
+	struct npt_hosts_reg reg;
 	struct npt_chan *c;
 	uint8_t *hp = NULL;
+	uint32_t session = 0;
 	int r, i;
 
 	*out = NULL;
@@ -108,17 +112,48 @@ int npt_chan_open(struct npt_link *l, int idx, struct npt_chan **out)
 	if (!c)
 		return -ENOMEM;
 	pthread_mutex_lock(&l->lock);
+	/* channels are shared with the other host processes of this link */
+	r = npt_hosts_lock(l);
+	if (r) {
+		pthread_mutex_unlock(&l->lock);
+		free(c);
+		return r;
+	}
+	npt_hosts_read(l, &reg);
+	if (reg.gen != l->gen) {
+		/* another process attached a newer generation: ours is ending */
+		npt_hosts_unlock(l);
+		pthread_mutex_unlock(&l->lock);
+		free(c);
+		return -ECONNRESET;
+	}
 	if (idx < 0) {
-		for (i = 0; i < (int)l->lay.nchannels && l->chan_busy[i]; i++)
-			;
+		for (i = 0; i < (int)l->lay.nchannels; i++)
+			if (!l->chan_busy[i] && (reg.pid[i] == self || !npt_hosts_pid_alive(reg.pid[i])))
+				break;
 		idx = i < (int)l->lay.nchannels ? i : -1;
-	} else if (l->chan_busy[idx]) {
+	} else if (l->chan_busy[idx] || (reg.pid[idx] != self && npt_hosts_pid_alive(reg.pid[idx]))) {
 		idx = -1;
 	}
-	if (idx >= 0)
+	if (idx >= 0) {
+		struct npl_chan_ep_ctl *e = (struct npl_chan_ep_ctl *)
+			(l->bar + l->lay.chan_base + (uint64_t)idx * l->lay.chan_stride);
+		uint32_t bar_s = npt_rd32(&e->session);
+
 		l->chan_busy[idx] = true;
-	if (idx >= 0 && l->window)
-		hp = l->win->base + (uint64_t)idx * l->win_stride;
+		reg.pid[idx] = self;
+		npt_hosts_write(l, &reg);
+		/* Sessions: above both our own last one (a scribbled BAR value
+		 * cannot repeat the EP's last accepted session) and the BAR's
+		 * (another process may have used the channel since). */
+		session = (l->chan_session[idx] > bar_s ? l->chan_session[idx] : bar_s) + 1;
+		if (!session)
+			session = 1;
+		l->chan_session[idx] = session;
+		if (l->window)
+			hp = l->win->base + (uint64_t)idx * l->win_stride;
+	}
+	npt_hosts_unlock(l);
 	pthread_mutex_unlock(&l->lock);
 	if (idx < 0) {
 		free(c);
@@ -137,15 +172,7 @@ int npt_chan_open(struct npt_link *l, int idx, struct npt_chan **out)
 	}
 	/* reset our side, then publish the new session: CLOSED, reset,
 	 * session (release), OPEN (release) -- see docs "Opening a channel" */
-	/* Sessions come from our own counter (seeded from the BAR on first use),
-	 * so that a value scribbled into the BAR cannot make a new session look
-	 * like the one the EP accepted last. */
-	pthread_mutex_lock(&l->lock);
-	c->session = (l->chan_session[c->idx] ? l->chan_session[c->idx] : npt_rd32(&c->ectl->session)) + 1;
-	if (!c->session)
-		c->session = 1;
-	l->chan_session[c->idx] = c->session;
-	pthread_mutex_unlock(&l->lock);
+	c->session = session;
 	npt_store_release32(&c->ectl->host_state, NPL_CH_CLOSED);
 	for (uint32_t k = 0; k < c->n; k++)
 		npt_wr32(&c->sq[k].seq, 0);
@@ -241,11 +268,27 @@ void npt_chan_close(struct npt_chan *c)
 	if (!c)
 		return;
 	if (c->role == NPT_ROLE_HOST) {
+		struct npt_hosts_reg reg;
+
 		if (c->ectl) {
 			npt_store_release32(&c->ectl->host_state, NPL_CH_CLOSED);
 			npt_wc_fence(c->wc);
 		}
 		npt_host_chan_fini(c);
+		/* after npt_link_close() the registry is no longer ours to touch */
+		/* flock does not exclude the threads of one process: the link
+		 * lock does (same order as in npt_chan_open) */
+		pthread_mutex_lock(&c->link->lock);
+		if (c->link->reg_fd >= 0 && !__atomic_load_n(&c->link->closing, __ATOMIC_ACQUIRE) &&
+		    npt_hosts_lock(c->link) == 0) {
+			npt_hosts_read(c->link, &reg);
+			if (reg.gen == c->link->gen && reg.pid[c->idx] == (int32_t)getpid()) {
+				reg.pid[c->idx] = 0;
+				npt_hosts_write(c->link, &reg);
+			}
+			npt_hosts_unlock(c->link);
+		}
+		pthread_mutex_unlock(&c->link->lock);
 	} else {
 		if (c->hctl && c->status != -EPROTO)
 			npt_store_release32(&c->hctl->ep_state, NPL_CHE_CLOSED);

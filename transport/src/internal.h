@@ -140,6 +140,9 @@ struct npt_backend_ops {
 	/* Required. Unmap the BAR, remove what this side created. Safe on a
 	 * half-opened link. */
 	void (*close)(struct npt_link *l);
+	/* Required for hosts: where the host processes of this link keep their
+	 * registry (a host-local file). */
+	void (*reg_path)(struct npt_link *l, char *buf, size_t len);
 };
 extern const struct npt_backend_ops npt_shm_ops;
 extern const struct npt_backend_ops npt_pci_ops;
@@ -172,6 +175,9 @@ struct npt_link {
 	int bar_fd, win_fd;          /* shm backend */
 	bool bar_created, win_created;
 	bool bar_fit;                /* EP: fit the layout into a foreign BAR file */
+	bool win_join;               /* host: map the window another host process published */
+	int reg_fd;                  /* host: registry of the host processes (hosts.c) */
+	char reg_path[PATH_MAX];
 	void *pci_dev;               /* pci backend */
 	void *bar_map; size_t bar_maplen;
 	struct npl_bar_header *hdr;
@@ -193,11 +199,11 @@ struct npt_link {
 	uint32_t peer_gen;           /* host: the EP generation it attached to */
 	uint64_t peer_hb;            /* last peer heartbeat seen */
 	uint64_t peer_hb_ns;         /* when it last changed (local monotonic) */
+	unsigned peer_idle;          /* checks in a row without a change */
 	uint64_t hb;                 /* our heartbeat */
 	bool chan_busy[NPT_MAX_CHANNELS];    /* a local handle exists */
 	uint32_t chan_session[NPT_MAX_CHANNELS]; /* EP: last session accepted; host: last opened */
 	char errmsg[NPT_ERRLEN];
-	char errcopy[NPT_ERRLEN];
 	char desc[PATH_MAX + 64];
 };
 uint64_t npt_now_ns(void);
@@ -265,6 +271,26 @@ int  npt_chan_fail(struct npt_chan *c, int err, const char *fmt, ...)
 int  npt_chan_alive(struct npt_chan *c);   /* 0 or the channel's -errno */
 /* Reads the peer's view of the channel (slow path: when a ring is empty). */
 int  npt_chan_peer_check(struct npt_chan *c);
+
+/* ---- hosts.c: host processes sharing one link ---------------------------- */
+struct npt_hosts_reg {           /* host-local registry file */
+	uint32_t magic;
+	uint32_t gen;                /* host generation the entries belong to */
+	int32_t user[NPT_MAX_CHANNELS];  /* processes using the link (attached or joined), 0 = none */
+	int32_t pid[NPT_MAX_CHANNELS];   /* owner of each channel, 0 = free */
+};
+/* Adds/removes this process to/from r->user; -EUSERS when full. */
+int  npt_hosts_user_add(struct npt_hosts_reg *r);
+void npt_hosts_user_del(struct npt_hosts_reg *r);
+int  npt_hosts_open(struct npt_link *l, char *err, size_t errlen);
+void npt_hosts_close(struct npt_link *l);
+int  npt_hosts_lock(struct npt_link *l);
+void npt_hosts_unlock(struct npt_link *l);
+void npt_hosts_read(struct npt_link *l, struct npt_hosts_reg *r);
+int  npt_hosts_write(struct npt_link *l, const struct npt_hosts_reg *r);
+bool npt_hosts_pid_alive(int32_t pid);
+int32_t npt_hosts_other(const struct npt_hosts_reg *r);   /* a live process other than us, or 0 */
+void npt_hosts_remove(struct npt_link *l);
 
 /* ---- hbuf.c: host payload-area allocator ---------------------------------- */
 #define NPT_HBUF_PAGE 4096   /* allocation granule: page-aligned payloads DMA best */

@@ -150,6 +150,7 @@ static void ep_attach(struct npt_link *l, uint32_t gen)
 	} else {
 		l->peer_hb = npt_rd64(&h->host_heartbeat);
 		l->peer_hb_ns = npt_now_ns();
+		l->peer_idle = 0;
 		link_set_err(l, "host generation %" PRIu32 " attached (%s)", gen,
 			     l->window ? "host window" : "BAR-only");
 		set_down(l, 0);
@@ -176,6 +177,19 @@ static void ep_repair_header(struct npt_link *l)
 	npt_store_release32(&h->ep_state, NPL_EP_READY);
 }
 
+/* Checks in a row that must see no beat, besides NPT_PEER_DEAD_MS of time,
+ * before the peer is declared dead: if this side was not running (a VM
+ * descheduled, a stopped process), the time passed but the checks did
+ * not, and the peer gets a fair window to beat again. */
+#define DEAD_CHECKS (NPT_PEER_DEAD_MS / HB_PERIOD_MS)
+
+static bool peer_silent(struct npt_link *l, uint64_t now)
+{
+	l->peer_idle++;
+	return now - l->peer_hb_ns >= (uint64_t)NPT_PEER_DEAD_MS * 1000000 &&
+	       l->peer_idle >= DEAD_CHECKS;
+}
+
 static void ep_monitor(struct npt_link *l)
 {
 	struct npl_bar_header *h = l->hdr;
@@ -197,7 +211,10 @@ static void ep_monitor(struct npt_link *l)
 	} else if (hb != l->peer_hb) {
 		l->peer_hb = hb;
 		l->peer_hb_ns = now;
-	} else if (now - l->peer_hb_ns >= (uint64_t)NPT_PEER_DEAD_MS * 1000000) {
+		l->peer_idle = 0;
+	} else if (!peer_silent(l, now)) {
+		return;
+	} else {
 		link_set_err(l, "host generation %" PRIu32 " dead: no heartbeat for %" PRIu64
 			     " ms (limit %d ms)", l->host_gen, (now - l->peer_hb_ns) / 1000000,
 			     NPT_PEER_DEAD_MS);
@@ -212,7 +229,7 @@ static void host_monitor(struct npt_link *l)
 {
 	struct npl_bar_header *h = l->hdr;
 	struct npt_layout cur;
-	char why[NPT_ERRLEN];
+	char why[NPT_ERRLEN] = "";
 	uint32_t st, gen, hgen;
 	uint64_t hb, now = npt_now_ns();
 
@@ -239,14 +256,21 @@ static void host_monitor(struct npt_link *l)
 	} else if (hb != l->peer_hb) {
 		l->peer_hb = hb;
 		l->peer_hb_ns = now;
+		l->peer_idle = 0;
 		return;
-	} else if (now - l->peer_hb_ns >= (uint64_t)NPT_PEER_DEAD_MS * 1000000) {
+	} else if (peer_silent(l, now)) {
 		link_set_err(l, "link down: EP generation %" PRIu32 " dead: no heartbeat for %" PRIu64
 			     " ms (limit %d ms)", gen, (now - l->peer_hb_ns) / 1000000, NPT_PEER_DEAD_MS);
 	} else {
 		return;
 	}
 	set_down(l, -ECONNRESET);
+}
+
+static uint64_t host_beat_value(struct npt_link *l)
+{
+	/* several host processes may beat: the pid keeps the values distinct */
+	return (uint64_t)(uint32_t)getpid() << 32 | (l->hb & 0xffffffffu);
 }
 
 static void *hb_main(void *arg)
@@ -258,7 +282,7 @@ static void *hb_main(void *arg)
 	while (!l->stopping) {
 		l->hb++;
 		if (l->role == NPT_ROLE_HOST) {
-			npt_wr64(&l->hdr->host_heartbeat, l->hb);
+			npt_wr64(&l->hdr->host_heartbeat, host_beat_value(l));
 			host_monitor(l);
 		} else {
 			npt_wr64(&l->hdr->ep_heartbeat, l->hb);
@@ -358,6 +382,133 @@ static int sleep_us(unsigned us)
 	return nanosleep(&ts, NULL);
 }
 
+/* Attaches a new host generation (steps 2-3 of docs "Host attach"). */
+static int host_attach_new(struct npt_link *l, const struct npt_link_params *p, uint64_t deadline,
+			   int tmo, char *err, size_t errlen)
+{
+	struct npl_bar_header *h = l->hdr;
+	uint32_t gen;
+	int r;
+
+	if ((l->lay.features & NPL_F_HOST_WINDOW) && l->spec.win_path[0] &&
+	    !(p && p->bar_only) && l->ops->map_window) {
+		uint64_t size = (uint64_t)l->lay.nchannels * l->lay.hp_size;
+
+		r = l->ops->map_window(l, &l->win_bus, size, &l->win, err, errlen);
+		if (r)
+			return r;
+		l->window = true;
+		l->win_stride = l->lay.hp_size;
+		npt_wr64(&h->win_bus_addr, l->win_bus);
+		npt_wr64(&h->win_size, size);
+		npt_wr64(&h->win_chan_stride, l->lay.hp_size);
+		npt_wr32(&h->host_features, NPL_F_HOST_WINDOW);
+	} else {
+		npt_wr32(&h->host_features, 0);
+	}
+	gen = npt_rd32(&h->host_generation) + 1;
+	l->gen = gen ? gen : 1;
+	npt_wc_fence(l->bar_wc);
+	npt_wr32(&h->host_generation, l->gen);
+	npt_wc_fence(l->bar_wc);
+	npt_store_release32(&h->host_state, NPL_HOST_ATTACHED);
+	npt_wc_fence(l->bar_wc);
+
+	/* 3. wait for the EP's acknowledgement */
+	while (npt_load_acquire32(&h->ep_host_gen) != l->gen) {
+		if (npt_now_ns() >= deadline) {
+			npt_seterr(err, errlen, "link: %s: EP did not acknowledge host generation %"
+				   PRIu32 " within %d ms", l->spec.bar_path, l->gen, tmo);
+			return -ETIMEDOUT;
+		}
+		l->hb++;
+		npt_wr64(&h->host_heartbeat, host_beat_value(l));
+		sleep_us(OPEN_POLL_US);
+	}
+	r = (int)npt_rd32(&h->ep_win_status);
+	if (r) {
+		npt_seterr(err, errlen, "link: %s: EP refused the host window: %s (code %d)",
+			   l->spec.bar_path, npt_err_name((uint32_t)r), r);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/* Uses the attachment (generation, window) of another live host process. */
+static int host_join(struct npt_link *l, uint32_t gen, int32_t other, char *err, size_t errlen)
+{
+	struct npl_bar_header *h = l->hdr;
+	uint32_t feat = npt_rd32(&h->host_features);
+	int r;
+
+	l->gen = gen;
+	if (feat & NPL_F_HOST_WINDOW) {
+		uint64_t bus = npt_rd64(&h->win_bus_addr), size = npt_rd64(&h->win_size);
+		uint64_t stride = npt_rd64(&h->win_chan_stride);
+
+		if (!l->ops->map_window || !l->spec.win_path[0]) {
+			npt_seterr(err, errlen, "link: %s: host process %d attached it with a host window, "
+				   "which this link string cannot map: use the same link string",
+				   l->spec.bar_path, (int)other);
+			return -EBUSY;
+		}
+		r = npt_window_check(&l->lay, bus, size, stride, err, errlen);
+		if (r)
+			return r;
+		l->win_join = true;
+		r = l->ops->map_window(l, &bus, size, &l->win, err, errlen);
+		if (r)
+			return r;
+		l->window = true;
+		l->win_bus = bus;
+		l->win_stride = stride;
+	}
+	return 0;
+}
+
+static int host_attach_or_join(struct npt_link *l, const struct npt_link_params *p, uint64_t deadline,
+			       int tmo, char *err, size_t errlen)
+{
+	struct npl_bar_header *h = l->hdr;
+	struct npt_hosts_reg reg;
+	int32_t other = 0;
+	int r;
+
+	l->ops->reg_path(l, l->reg_path, sizeof(l->reg_path));
+	r = npt_hosts_open(l, err, errlen);
+	if (r)
+		return r;
+	r = npt_hosts_lock(l);
+	if (r) {
+		npt_seterr(err, errlen, "link: locking host registry %s: %s", l->reg_path, strerror(-r));
+		return r;
+	}
+	npt_hosts_read(l, &reg);
+	if (reg.gen && reg.gen == npt_rd32(&h->host_generation) &&
+	    npt_rd32(&h->host_state) == NPL_HOST_ATTACHED && npt_rd32(&h->ep_host_gen) == reg.gen &&
+	    npt_rd32(&h->ep_win_status) == 0)
+		other = npt_hosts_other(&reg);
+	if (other) {
+		r = host_join(l, reg.gen, other, err, errlen);
+	} else {
+		r = host_attach_new(l, p, deadline, tmo, err, errlen);
+		if (!r) {
+			memset(&reg, 0, sizeof(reg));
+			reg.gen = l->gen;
+		}
+	}
+	if (!r) {
+		r = npt_hosts_user_add(&reg);
+		if (r)
+			npt_seterr(err, errlen, "link: %s: %u host processes use it already",
+				   l->spec.bar_path, NPT_MAX_CHANNELS);
+	}
+	if (!r)
+		r = npt_hosts_write(l, &reg);
+	npt_hosts_unlock(l);
+	return r;
+}
+
 static int host_open(struct npt_link *l, const struct npt_link_params *p, char *err, size_t errlen)
 {
 	int tmo = p && p->connect_timeout_ms ? p->connect_timeout_ms : NPT_DEFAULT_TIMEOUT_MS;
@@ -366,7 +517,6 @@ static int host_open(struct npt_link *l, const struct npt_link_params *p, char *
 	char why[NPT_ERRLEN] = "BAR file not found";
 	uint64_t hb0 = 0;
 	bool seen_ready = false;
-	uint32_t gen;
 	int r;
 
 	/* 1. a live EP: the BAR exists, its layout is valid and READY, and its
@@ -409,50 +559,13 @@ static int host_open(struct npt_link *l, const struct npt_link_params *p, char *
 		sleep_us(OPEN_POLL_US);
 	}
 
-	/* 2. publish the window and attach */
-	if ((l->lay.features & NPL_F_HOST_WINDOW) && l->spec.win_path[0] &&
-	    !(p && p->bar_only) && l->ops->map_window) {
-		uint64_t size = (uint64_t)l->lay.nchannels * l->lay.hp_size;
-
-		r = l->ops->map_window(l, &l->win_bus, size, &l->win, err, errlen);
-		if (r)
-			return r;
-		l->window = true;
-		l->win_stride = l->lay.hp_size;
-		npt_wr64(&h->win_bus_addr, l->win_bus);
-		npt_wr64(&h->win_size, size);
-		npt_wr64(&h->win_chan_stride, l->lay.hp_size);
-		npt_wr32(&h->host_features, NPL_F_HOST_WINDOW);
-	} else {
-		npt_wr32(&h->host_features, 0);
-	}
-	gen = npt_rd32(&h->host_generation) + 1;
-	l->gen = gen ? gen : 1;
-	npt_wc_fence(l->bar_wc);
-	npt_wr32(&h->host_generation, l->gen);
-	npt_wc_fence(l->bar_wc);
-	npt_store_release32(&h->host_state, NPL_HOST_ATTACHED);
-	npt_wc_fence(l->bar_wc);
-
-	/* 3. wait for the EP's acknowledgement */
-	while (npt_load_acquire32(&h->ep_host_gen) != l->gen) {
-		if (npt_now_ns() >= deadline) {
-			npt_seterr(err, errlen, "link: %s: EP did not acknowledge host generation %"
-				   PRIu32 " within %d ms", l->spec.bar_path, l->gen, tmo);
-			return -ETIMEDOUT;
-		}
-		l->hb++;
-		npt_wr64(&h->host_heartbeat, l->hb);
-		sleep_us(OPEN_POLL_US);
-	}
-	r = (int)npt_rd32(&h->ep_win_status);
-	if (r) {
-		npt_seterr(err, errlen, "link: %s: EP refused the host window: %s (code %d)",
-			   l->spec.bar_path, npt_err_name((uint32_t)r), r);
-		return -EPROTO;
-	}
+	/* 2. attach, or join the attachment of another live host process */
+	r = host_attach_or_join(l, p, deadline, tmo, err, errlen);
+	if (r)
+		return r;
 	l->peer_hb = npt_rd64(&h->ep_heartbeat);
 	l->peer_hb_ns = npt_now_ns();
+	l->peer_idle = 0;
 	l->down = 0;
 	link_set_err(l, "up");
 	return start_hb(l, err, errlen);
@@ -476,7 +589,7 @@ int npt_link_open(const char *spec, enum npt_role role, const struct npt_link_pa
 	if (!l)
 		return -ENOMEM;
 	l->role = role;
-	l->bar_fd = l->win_fd = -1;
+	l->bar_fd = l->win_fd = l->reg_fd = -1;
 	pthread_mutex_init(&l->lock, NULL);
 	r = npt_spec_parse(spec, &l->spec, err, errlen);
 	if (r)
@@ -516,6 +629,39 @@ fail:
 	return r;
 }
 
+/* Host close: the last host process of this generation detaches the link and
+ * removes the shared files; the others leave them to the remaining ones. */
+static void host_leave(struct npt_link *l)
+{
+	struct npt_hosts_reg reg;
+	bool mine, last;
+
+	if (l->reg_fd < 0 || npt_hosts_lock(l))
+		return;
+	npt_hosts_read(l, &reg);
+	npt_hosts_user_del(&reg);
+	for (unsigned i = 0; i < NPT_MAX_CHANNELS; i++)
+		if (reg.pid[i] == (int32_t)getpid())
+			reg.pid[i] = 0;     /* our channels fail from now on */
+	mine = reg.gen == l->gen && npt_rd32(&l->hdr->host_generation) == l->gen;
+	last = mine && !npt_hosts_other(&reg);
+	if (last) {
+		npt_store_release32(&l->hdr->host_state, NPL_HOST_DETACHED);
+		npt_wc_fence(l->bar_wc);
+		if (l->window && l->spec.win_default)
+			unlink(l->spec.win_path);
+		l->win_created = false;
+		npt_hosts_remove(l);
+	} else {
+		/* another process still uses the window, or a newer attach
+		 * replaced it (and PATH.win is that attach's file now) */
+		l->win_created = false;
+		if (mine)
+			npt_hosts_write(l, &reg);
+	}
+	npt_hosts_unlock(l);
+}
+
 static void link_free(struct npt_link *l)
 {
 	if (l->win) {
@@ -525,6 +671,7 @@ static void link_free(struct npt_link *l)
 	}
 	if (l->ops)
 		l->ops->close(l);
+	npt_hosts_close(l);
 	pthread_mutex_destroy(&l->lock);
 	free(l);
 }
@@ -552,10 +699,10 @@ void npt_link_close(struct npt_link *l)
 		pthread_cond_destroy(&l->cond);
 		l->hb_started = false;
 	}
+	__atomic_store_n(&l->closing, true, __ATOMIC_RELEASE);
 	if (l->hdr && l->bar) {
 		if (l->role == NPT_ROLE_HOST && l->gen) {
-			npt_store_release32(&l->hdr->host_state, NPL_HOST_DETACHED);
-			npt_wc_fence(l->bar_wc);
+			host_leave(l);
 		} else if (l->role == NPT_ROLE_EP && l->gen) {
 			npt_store_release32(&l->hdr->ep_state, NPL_EP_DOWN);
 		}
@@ -563,7 +710,6 @@ void npt_link_close(struct npt_link *l)
 	/* Channels still open keep the mappings alive; they fail from now on
 	 * and the last npt_chan_close() frees the link. */
 	pthread_mutex_lock(&l->lock);
-	l->closing = true;
 	link_set_err(l, "link closed by this side");
 	set_down(l, l->role == NPT_ROLE_HOST ? -ECONNRESET : -EAGAIN);
 	bump_epoch(l);
@@ -580,10 +726,15 @@ int npt_link_check(struct npt_link *l)
 
 const char *npt_link_error(struct npt_link *l)
 {
+	/* One copy per calling thread: the link's message may be rewritten by
+	 * another thread at any time, and two threads asking at once must not
+	 * share (and overwrite) one buffer. Valid until this thread's next call. */
+	static __thread char copy[NPT_ERRLEN];
+
 	pthread_mutex_lock(&l->lock);
-	memcpy(l->errcopy, l->errmsg, sizeof(l->errcopy));
+	memcpy(copy, l->errmsg, sizeof(copy));
 	pthread_mutex_unlock(&l->lock);
-	return l->errcopy;
+	return copy;
 }
 
 unsigned npt_link_nchannels(const struct npt_link *l)

@@ -7,11 +7,13 @@
  *
  * Conventions: functions return 0 (or a count) on success and -errno on
  * failure; handles are opaque; nothing here blocks except npt_link_open()
- * on the host (bounded by connect_timeout_ms). A link and its channels are
- * used by one thread at a time per channel: one channel may be driven by a
- * different thread than another channel of the same link, but
- * npt_link_check() and npt_chan_open()/npt_chan_accept() must not run
- * concurrently with each other on one link.
+ * on the host (bounded by connect_timeout_ms) and, briefly, channel open and
+ * close on the host (a flock shared with the other host processes).
+ * Threads: a channel is driven by one thread at a time; different channels
+ * of one link may be driven by different threads; npt_link_check(),
+ * npt_link_error(), npt_chan_open() and npt_chan_accept() are safe from any
+ * thread. Several host processes may open the same link: they share one
+ * attachment and own separate channels (docs/transport.md 4.5).
  */
 #ifndef NBDPCIE_TRANSPORT_H
 #define NBDPCIE_TRANSPORT_H
@@ -73,7 +75,8 @@ void npt_link_close(struct npt_link *l);                                /* NULL-
  * -ECONNRESET and the next host is accepted automatically).
  * npt_link_error() says why. */
 int  npt_link_check(struct npt_link *l);
-const char *npt_link_error(struct npt_link *l);   /* last error/why down, for logs; never NULL */
+const char *npt_link_error(struct npt_link *l);   /* last error/why down, for logs; never NULL;
+                                                     a per-thread copy, valid until the thread's next call */
 unsigned npt_link_nchannels(const struct npt_link *l);
 uint32_t npt_link_max_xfer(const struct npt_link *l);
 const char *npt_link_describe(const struct npt_link *l); /* "shm:/dev/shm/x (host window, 4 ch)" */
