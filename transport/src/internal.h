@@ -143,6 +143,17 @@ struct npt_backend_ops {
 	/* Required for hosts: where the host processes of this link keep their
 	 * registry (a host-local file). */
 	void (*reg_path)(struct npt_link *l, char *buf, size_t len);
+	/* Notifications (docs/transport.md "Notifications"); all optional.
+	 * notify: ring the peer for channel `chan` (EP: the host's interrupt
+	 * vector for chan; host: a doorbell the EP can sleep on); never blocks;
+	 * NULL: the peer only polls.
+	 * wait_fd: an fd that turns readable (POLLIN) after the peer rang this
+	 * side for `chan`, or -1; NULL: nothing rings this side, it polls.
+	 * wait_ack: consume what made wait_fd readable (called before the
+	 * caller re-checks its rings, so that no ring is missed). */
+	int  (*notify)(struct npt_link *l, unsigned chan);
+	int  (*wait_fd)(struct npt_link *l, unsigned chan);
+	void (*wait_ack)(struct npt_link *l, unsigned chan);
 };
 extern const struct npt_backend_ops npt_shm_ops;
 extern const struct npt_backend_ops npt_pci_ops;
