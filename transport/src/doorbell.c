@@ -30,7 +30,7 @@ void npt_chan_bell_init(struct npt_chan *c)
 	pthread_mutex_unlock(&l->lock);
 	/* Sleep only if something will ring us: a peer that does not ring
 	 * (a BAR-only guest host, a backend without doorbells) is polled. */
-	if (peer_rings && l->ops->wait_fd) {
+	if (peer_rings && l->ops->wait_fd && !l->bell_off) {
 		c->wait_fd = l->ops->wait_fd(l, c->idx);
 		c->can_sleep = c->wait_fd >= 0;
 	}

@@ -212,6 +212,7 @@ struct npt_link {
 	struct npt_winmap *win;      /* current window mapping (under lock) */
 	uint64_t win_bus;            /* host: published bus address */
 	uint64_t win_stride;         /* bytes between channels in the window */
+	bool bell_off;               /* NPT_DOORBELL=0: neither ring nor sleep */
 	bool ring_peer;              /* we ring the peer for its sleeping words (NPL_F_DOORBELL
 	                                in our features / host_features) */
 	bool peer_rings;             /* host: the EP offered NPL_F_DOORBELL;

@@ -344,7 +344,7 @@ static int ep_open(struct npt_link *l, const struct npt_link_params *p, char *er
 	int r;
 
 	/* We ring the host for its sleeping words if the backend can. */
-	if (l->ops->notify) {
+	if (l->ops->notify && !l->bell_off) {
 		features |= NPL_F_DOORBELL;
 		l->ring_peer = true;
 	}
@@ -400,7 +400,7 @@ static int host_attach_new(struct npt_link *l, const struct npt_link_params *p, 
 	/* Ring the EP for its sleeping words if it offers doorbells (it then
 	 * rings us too) and our backend can. */
 	l->peer_rings = l->lay.features & NPL_F_DOORBELL;
-	if (l->peer_rings && l->ops->notify) {
+	if (l->peer_rings && l->ops->notify && !l->bell_off) {
 		bell = NPL_F_DOORBELL;
 		l->ring_peer = true;
 	}
@@ -459,9 +459,9 @@ static int host_join(struct npt_link *l, uint32_t gen, int32_t other, char *err,
 	/* The attaching process promised the EP doorbells for every channel. */
 	l->peer_rings = l->lay.features & NPL_F_DOORBELL;
 	if (feat & NPL_F_DOORBELL) {
-		if (!l->ops->notify) {
+		if (!l->ops->notify || l->bell_off) {
 			npt_seterr(err, errlen, "link: %s: host process %d attached it with doorbells, "
-				   "which this link string cannot ring: use the same link string",
+				   "which this process cannot ring (NPT_DOORBELL=0 or another link string)",
 				   l->spec.bar_path, (int)other);
 			return -EBUSY;
 		}
@@ -635,14 +635,19 @@ int npt_link_open(const char *spec, enum npt_role role, const struct npt_link_pa
 		l->spec.dma_gbps = strtod(env, NULL);
 	if (!l->spec.dma_lat_us && (env = getenv("NPT_DMA_LAT_US")))
 		l->spec.dma_lat_us = strtod(env, NULL);
+	/* Doorbells off: the side polls as in a peer without them (tests of
+	 * that case; before/after measurements). */
+	env = getenv("NPT_DOORBELL");
+	l->bell_off = env && !strcmp(env, "0");
 	r = role == NPT_ROLE_EP ? ep_open(l, p, err, errlen) : host_open(l, p, err, errlen);
 	if (r)
 		goto fail;
 	if (l->spec.kind == NPT_KIND_SHM)
-		snprintf(l->desc, sizeof(l->desc), "shm:%s (%s, %" PRIu32 " ch)", l->spec.bar_path,
+		snprintf(l->desc, sizeof(l->desc), "shm:%s (%s, %" PRIu32 " ch%s)", l->spec.bar_path,
 			 role == NPT_ROLE_EP ? (l->lay.features & NPL_F_HOST_WINDOW ? "host window offered" : "BAR-only")
 					     : (l->window ? "host window" : "BAR-only"),
-			 l->lay.nchannels);
+			 l->lay.nchannels,
+			 (role == NPT_ROLE_EP ? l->ring_peer : l->ring_peer && l->peer_rings) ? ", doorbells" : "");
 	else
 		snprintf(l->desc, sizeof(l->desc), "%s (BAR-only, %" PRIu32 " ch)", spec, l->lay.nchannels);
 	*out = l;
