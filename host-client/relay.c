@@ -12,8 +12,10 @@
  * Socket I/O goes through io_uring: at most one RECV and one SENDMSG are in
  * flight; their completions and the link's completions are both polled from
  * memory, so a busy relay makes one io_uring_enter per loop turn at most and
- * none while it only waits for the link. When idle it backs off to
- * io_uring_wait_cqe_timeout.
+ * none while it only waits for the link. When idle it spins briefly, then
+ * arms the channel's doorbell and sleeps in io_uring on the socket and the
+ * doorbell (also while requests are in flight: the EP rings when it
+ * completes one). A channel without a doorbell is polled with back-off.
  *
  * READs larger than one chunk stream: the reply header is sent when the
  * first chunk completes, so the error of a later chunk cannot be reported in
@@ -21,6 +23,7 @@
  * -p, reconnects). Single-chunk requests report every error exactly. */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +124,7 @@ struct relay {
 	bool rx_close_after;      /* RX_DISCARD ends in closing (unskippable) */
 	bool recv_busy, recv_direct, eof;
 	bool send_busy;
+	bool bell_busy;           /* a poll on the doorbell is in the kernel */
 
 	struct outv outq[RELAY_OUTQ];
 	unsigned out_r, out_w;    /* ring indices (free-running) */
@@ -663,7 +667,7 @@ static void process_rx(struct relay *r)
 
 /* ------------------------------------------------------------- io_uring */
 
-enum { UD_RECV = 1, UD_SEND = 2 };
+enum { UD_RECV = 1, UD_SEND = 2, UD_BELL = 3 };
 
 static void post_recv(struct relay *r)
 {
@@ -800,6 +804,8 @@ static int drain_cqes(struct relay *r)
 			on_recv(r, cqe->res);
 		else if (cqe->user_data == UD_SEND)
 			on_send(r, cqe->res);
+		else if (cqe->user_data == UD_BELL)
+			r->bell_busy = false;
 		n++;
 	}
 	io_uring_cq_advance(&r->ring, n);
@@ -830,13 +836,39 @@ static void release_all(struct relay *r)
 		}
 }
 
+/* Sleeps until the socket, the EP's doorbell or NPT_WAIT_MAX_MS (the link
+ * checks' cadence) wakes us; false without sleeping when the channel has
+ * work pending. */
+static bool sleep_on_bell(struct relay *r, int bell_fd)
+{
+	const struct npc_relay_conf *conf = r->conf;
+	struct __kernel_timespec ts = { .tv_sec = NPT_WAIT_MAX_MS / 1000,
+					.tv_nsec = (long long)(NPT_WAIT_MAX_MS % 1000) * 1000000 };
+	struct io_uring_cqe *cqe;
+
+	if (!r->bell_busy) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+
+		if (!sqe)
+			return false;
+		io_uring_prep_poll_add(sqe, bell_fd, POLLIN);
+		io_uring_sqe_set_data64(sqe, UD_BELL);
+		r->bell_busy = true;
+	}
+	if (conf->up->arm(conf->up_ctx))
+		return false;
+	io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, NULL);
+	conf->up->disarm(conf->up_ctx);
+	return true;
+}
+
 int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *stats, char *err,
 		  size_t errlen)
 {
 	struct relay *r = calloc(1, sizeof(*r));
 	struct npt_backoff bo;
 	unsigned turns = 0;
-	int ret;
+	int ret, bell_fd;
 
 	if (!conf->max_xfer) {
 		snprintf(err, errlen, "relay: the link's largest transfer is 0 bytes");
@@ -879,6 +911,7 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 		r->rx_end = n;
 	}
 	npt_backoff_reset(&bo);
+	bell_fd = conf->up->wait_fd ? conf->up->wait_fd(conf->up_ctx) : -1;
 
 	while (!r->fatal) {
 		int work = 0;
@@ -925,6 +958,13 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 			npt_backoff_reset(&bo);
 			continue;
 		}
+		if (bell_fd >= 0) {
+			if (npt_backoff_spin(&bo))
+				continue;
+			if (sleep_on_bell(r, bell_fd))
+				continue;
+			/* work pending: look again, through the back-off */
+		}
 		unsigned us = npt_backoff_next_us(&bo);
 		if (us && r->inflight_chunks) {
 			/* Waiting for the EP: its answer cannot wake us, so a sleep
@@ -943,13 +983,13 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 	ret = r->fatal;
 	/* Cancel what the kernel may still hold, then wait for it: the buffers
 	 * belong to this frame. */
-	if (r->recv_busy || r->send_busy) {
+	if (r->recv_busy || r->send_busy || r->bell_busy) {
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
 		if (sqe) {
 			io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
 			io_uring_submit(&r->ring);
 		}
-		while (r->recv_busy || r->send_busy) {
+		while (r->recv_busy || r->send_busy || r->bell_busy) {
 			struct io_uring_cqe *cqe;
 			if (io_uring_wait_cqe(&r->ring, &cqe))
 				break;
@@ -957,6 +997,8 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 				r->recv_busy = false;
 			else if (cqe->user_data == UD_SEND)
 				r->send_busy = false;
+			else if (cqe->user_data == UD_BELL)
+				r->bell_busy = false;
 			io_uring_cqe_seen(&r->ring, cqe);
 		}
 	}

@@ -50,3 +50,13 @@ unsigned npt_backoff_next_us(struct npt_backoff *b)
 	k = SLEEP_MIN_US << (k < 7 ? k : 7);
 	return k < SLEEP_MAX_US ? k : SLEEP_MAX_US;
 }
+
+bool npt_backoff_spin(struct npt_backoff *b)
+{
+	if (b->idle < SPIN_POLLS) {
+		b->idle++;
+		cpu_relax();
+		return true;
+	}
+	return false;
+}

@@ -164,6 +164,10 @@ struct npt_backoff { unsigned idle; };
 void     npt_backoff_reset(struct npt_backoff *b);
 unsigned npt_backoff_next_us(struct npt_backoff *b);  /* 0 = keep spinning; else sleep that long (caller's own way,
                                                           e.g. io_uring_wait_cqe_timeout) */
+/* For loops that sleep on doorbells: true while the back-off is in its spin
+ * phase (keep polling: an answer is likely within a round trip), false once
+ * it is time to arm and sleep. */
+bool     npt_backoff_spin(struct npt_backoff *b);
 
 #ifdef __cplusplus
 }
