@@ -160,7 +160,7 @@ struct npt_chan_stats {
 void npt_chan_get_stats(const struct npt_chan *c, struct npt_chan_stats *out);
 
 /* ---- adaptive back-off for poll loops: spin, then yield, then sleep growing to a cap */
-struct npt_backoff { unsigned idle; };
+struct npt_backoff { unsigned idle; uint64_t spin_end_ns; };
 void     npt_backoff_reset(struct npt_backoff *b);
 unsigned npt_backoff_next_us(struct npt_backoff *b);  /* 0 = keep spinning; else sleep that long (caller's own way,
                                                           e.g. io_uring_wait_cqe_timeout) */
