@@ -189,13 +189,42 @@ static void submit_rings_a_sleeping_ep_and_only_then(void **st)
 	host_reap_one(p);
 	/* sleeping EP: exactly one */
 	assert_false(npt_chan_arm(p->ec));
-	assert_int_equal(npt_rd32(&p->hc->hctl->ep_sleeping), NPL_SLEEPING);
+	assert_int_not_equal(npt_rd32(&p->hc->hctl->ep_sleeping), NPL_AWAKE);
 	host_submit_flush(p, 2);
 	assert_int_equal(notifies(p->hc), 1);
 	assert_true(rung(efd, 2000));
 	npt_chan_disarm(p->ec);
 	assert_int_equal(npt_rd32(&p->hc->hctl->ep_sleeping), NPL_AWAKE);
 	assert_false(rung(efd, 0));      /* disarm consumed the doorbell */
+	ep_answer_one(p);
+	host_reap_one(p);
+}
+
+static void one_ring_per_sleep(void **st)
+{
+	struct pair *p = *st;
+	int efd = npt_chan_wait_fd(p->ec);
+	uint32_t first;
+
+	assert_false(npt_chan_arm(p->ec));
+	first = npt_rd32(&p->hc->hctl->ep_sleeping);
+	host_submit_flush(p, 1);
+	host_submit_flush(p, 2);
+	host_submit_flush(p, 3);
+	assert_int_equal(notifies(p->hc), 1);        /* the doorbell is pending: once is enough */
+	assert_true(rung(efd, 2000));
+	npt_chan_disarm(p->ec);
+	for (int i = 0; i < 3; i++)
+		ep_answer_one(p);
+	for (int i = 0; i < 3; i++)
+		host_reap_one(p);
+	/* the next sleep has a value of its own and is rung again */
+	assert_false(npt_chan_arm(p->ec));
+	assert_int_not_equal(npt_rd32(&p->hc->hctl->ep_sleeping), first);
+	host_submit_flush(p, 4);
+	assert_int_equal(notifies(p->hc), 2);
+	assert_true(rung(efd, 2000));
+	npt_chan_disarm(p->ec);
 	ep_answer_one(p);
 	host_reap_one(p);
 }
@@ -314,15 +343,18 @@ static void garbage_in_peer_word_costs_only_doorbells(void **st)
 		host_submit_flush(p, 100 + i);
 		ep_answer_one(p);
 		host_reap_one(p);
+		host_submit_flush(p, 200 + i);   /* same value: already rung */
+		ep_answer_one(p);
+		host_reap_one(p);
 	}
-	/* every publish rang: an extra doorbell per publish, nothing else */
+	/* every new value rang once: extra doorbells, nothing else */
 	assert_int_equal(notifies(p->hc) - n0, ARRAY_SIZE(junk));
 	assert_int_equal(notifies(p->ec) - e0, ARRAY_SIZE(junk));
 	assert_true(rung(hfd, 0));
 	assert_true(rung(efd, 0));
 	/* arming overwrites the junk and works as usual */
 	assert_false(npt_chan_arm(p->ec));
-	assert_int_equal(npt_rd32(&p->ec->hctl->ep_sleeping), NPL_SLEEPING);
+	assert_int_not_equal(npt_rd32(&p->ec->hctl->ep_sleeping), NPL_AWAKE);
 	npt_chan_disarm(p->ec);
 	assert_false(rung(efd, 0));
 	assert_int_equal(npt_chan_status(p->hc), 0);
@@ -450,6 +482,7 @@ int main(void)
 		F(both_sides_have_wait_fds),
 		F(submit_rings_a_sleeping_ep_and_only_then),
 		B(submit_rings_a_sleeping_ep_and_only_then),
+		F(one_ring_per_sleep),
 		F(completion_rings_a_sleeping_host),
 		B(completion_rings_a_sleeping_host),
 		F(arm_refuses_to_sleep_when_work_is_pending),

@@ -53,6 +53,8 @@ void npt_chan_bell_fini(struct npt_chan *c)
 
 void npt_chan_kick(struct npt_chan *c)
 {
+	uint32_t v;
+
 	if (!c->ring_peer)
 		return;
 	/* Orders the publishing store just made (release, flushed from any
@@ -65,9 +67,13 @@ void npt_chan_kick(struct npt_chan *c)
 	    npt_load_acquire32(&c->hctl->session) != c->session)
 		return;
 	/* Peer input, used for nothing but this test: any value other than
-	 * AWAKE costs at most one doorbell per publish. */
-	if (npt_rd32(c->peer_sleep) == NPL_AWAKE)
+	 * AWAKE costs at most one doorbell per publish. Each sleep has its
+	 * own value, so one ring per sleep is enough: the doorbell stays
+	 * pending until that sleep ends. */
+	v = npt_rd32(c->peer_sleep);
+	if (v == NPL_AWAKE || v == c->rang_seq)
 		return;
+	c->rang_seq = v;
 	c->notifies++;
 	c->link->ops->notify(c->link, c->idx);
 }
@@ -133,7 +139,10 @@ bool npt_chan_arm(struct npt_chan *c)
 {
 	if (!c->can_sleep || c->status)
 		return true;
-	npt_wr32(c->my_sleep, NPL_SLEEPING);
+	/* a value of its own per sleep (never AWAKE): see npt_chan_kick */
+	if (++c->sleep_seq == NPL_AWAKE)
+		c->sleep_seq = 1;
+	npt_wr32(c->my_sleep, c->sleep_seq);
 	npt_wc_fence(c->wc);
 	c->armed = true;
 	/* Orders the sleeping word's store before the re-check's loads of the

@@ -284,6 +284,8 @@ struct npt_chan {
 	bool armed;                      /* our sleeping word is set */
 	bool tx_blocked;                 /* last send found the stream full */
 	__le32 *my_sleep, *peer_sleep;   /* our sleeping word (peer's memory) and the peer's */
+	uint32_t sleep_seq;              /* value of our last sleep (never 0) */
+	uint32_t rang_seq;               /* the peer's sleep we last rang, 0 = none */
 	unsigned dma_pending;            /* EP: DMA transfers submitted, not yet reported */
 	uint64_t sleeps, notifies;       /* statistics */
 	int status;

@@ -49,10 +49,10 @@
 #define NPL_CH_CLOSED      0
 #define NPL_CH_OPEN        1
 
-/* npl_chan_ep_ctl.host_sleeping and npl_chan_host_ctl.ep_sleeping: the
- * value a sleeper writes. Readers treat every non-zero value as sleeping. */
+/* npl_chan_ep_ctl.host_sleeping and npl_chan_host_ctl.ep_sleeping: AWAKE,
+ * or the sleeper's sleep number (non-zero, different from its previous
+ * sleep's). Readers treat every non-zero value as sleeping. */
 #define NPL_AWAKE          0
-#define NPL_SLEEPING       1
 
 /* npl_chan_host_ctl.ep_state (channel, written by the EP) */
 #define NPL_CHE_CLOSED     0
@@ -125,7 +125,7 @@ struct npl_chan_ep_ctl {
 	__le32 h2e_prod;         /* host->EP stream: bytes written, free running */
 	__le32 e2h_cons;         /* EP->host stream: bytes consumed, free running */
 	__le32 host_sleeping;    /* host is (about to be) asleep on this channel: any
-	                            non-zero value = ring it (NPL_SLEEPING) */
+	                            non-zero value (its sleep number) = ring it */
 	__le32 reserved[11];
 };
 
@@ -141,7 +141,7 @@ struct npl_chan_host_ctl {
 	__le32 h2e_cons;         /* host->EP stream: bytes consumed, free running */
 	__le32 error;            /* NPL_ERR_* when ep_state == NPL_CHE_ERROR */
 	__le32 ep_sleeping;      /* EP is (about to be) asleep on this channel: any
-	                            non-zero value = ring it (NPL_SLEEPING) */
+	                            non-zero value (its sleep number) = ring it */
 	__le32 reserved[10];
 };
 
