@@ -858,7 +858,10 @@ static bool sleep_on_bell(struct relay *r, int bell_fd)
 	if (conf->up->arm(conf->up_ctx))
 		return false;
 	io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, NULL);
-	conf->up->disarm(conf->up_ctx);
+	/* A socket completion or the timeout may have ended the sleep: with
+	 * the doorbell's poll still pending, there is nothing to consume. */
+	drain_cqes(r);
+	conf->up->disarm(conf->up_ctx, !r->bell_busy);
 	return true;
 }
 
@@ -869,6 +872,7 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 	struct npt_backoff bo;
 	unsigned turns = 0;
 	int ret, bell_fd;
+	bool sq_deferred = false;  /* SQEs left for the next wait to submit */
 
 	if (!conf->max_xfer) {
 		snprintf(err, errlen, "relay: the link's largest transfer is 0 bytes");
@@ -939,13 +943,20 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 		}
 		post_recv(r);
 		post_send(r);
-		if (io_uring_sq_ready(&r->ring)) {
+		/* With a doorbell, new socket operations wait one loop turn: if
+		 * that turn finds nothing else, the sleep submits them in the
+		 * same system call as its wait (one io_uring_enter less per
+		 * request). */
+		if (io_uring_sq_ready(&r->ring) && (bell_fd < 0 || (work && sq_deferred))) {
 			ret = io_uring_submit(&r->ring);
 			if (ret < 0 && ret != -EINTR && ret != -EAGAIN) {
 				fail(r, ret, "relay: io_uring_submit: %s", strerror(-ret));
 				break;
 			}
 			work++;
+			sq_deferred = false;
+		} else if (io_uring_sq_ready(&r->ring)) {
+			sq_deferred = true;
 		}
 		if (++turns % RELAY_STATUS_EVERY == 0 || !work) {
 			int st = conf->up->status(conf->up_ctx);
@@ -959,11 +970,19 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 			continue;
 		}
 		if (bell_fd >= 0) {
-			if (npt_backoff_spin(&bo))
+			bool spin = npt_backoff_spin(&bo);
+
+			if (!spin && sleep_on_bell(r, bell_fd)) {
+				sq_deferred = false;   /* submitted by the wait */
 				continue;
-			if (sleep_on_bell(r, bell_fd))
+			}
+			/* spinning, or work pending: submit, look again */
+			if (io_uring_sq_ready(&r->ring))
+				io_uring_submit(&r->ring);
+			sq_deferred = false;
+			if (spin)
 				continue;
-			/* work pending: look again, through the back-off */
+			/* work pending: through the back-off */
 		}
 		unsigned us = npt_backoff_next_us(&bo);
 		if (us && r->inflight_chunks) {

@@ -43,9 +43,12 @@ static bool chan_arm(void *ctx)
 	return npt_chan_arm(ctx);
 }
 
-static void chan_disarm(void *ctx)
+static void chan_disarm(void *ctx, bool rung)
 {
-	npt_chan_disarm(ctx);
+	if (rung)
+		npt_chan_disarm(ctx);
+	else
+		npt_chan_disarm_unrung(ctx);
 }
 
 const struct npc_upstream_ops npc_upstream_chan = {

@@ -158,7 +158,7 @@ bool npt_chan_arm(struct npt_chan *c)
 	return false;
 }
 
-void npt_chan_disarm(struct npt_chan *c)
+static void disarm(struct npt_chan *c, bool ack)
 {
 	struct npt_link *l = c->link;
 
@@ -170,8 +170,18 @@ void npt_chan_disarm(struct npt_chan *c)
 	/* Consume the doorbell before the caller polls its rings: a ring
 	 * after this point stays pending and at worst wakes a later sleep
 	 * early; none can be consumed without the rings being looked at. */
-	if (l->ops->wait_ack)
+	if (ack && l->ops->wait_ack)
 		l->ops->wait_ack(l, c->idx);
+}
+
+void npt_chan_disarm(struct npt_chan *c)
+{
+	disarm(c, true);
+}
+
+void npt_chan_disarm_unrung(struct npt_chan *c)
+{
+	disarm(c, false);
 }
 
 void npt_chan_get_stats(const struct npt_chan *c, struct npt_chan_stats *out)

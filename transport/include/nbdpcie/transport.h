@@ -153,6 +153,11 @@ bool npt_chan_arm(struct npt_chan *c);
 /* After sleeping (woken or timed out): clears "sleeping" and consumes the
  * doorbell, before the caller polls the channel. No-op when not armed. */
 void npt_chan_disarm(struct npt_chan *c);
+/* The same after a sleep the doorbell did not end (the caller saw that the
+ * wait fd was not readable, e.g. its io_uring poll is still pending): skips
+ * consuming the doorbell, a system call. A ring that arrives meanwhile
+ * stays pending and ends the next sleep early. */
+void npt_chan_disarm_unrung(struct npt_chan *c);
 struct npt_chan_stats {
 	uint64_t sleeps;      /* npt_chan_arm() calls that let the caller sleep */
 	uint64_t notifies;    /* doorbells this side rang for the peer */
