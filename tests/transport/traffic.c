@@ -79,6 +79,21 @@ static void pause_us(struct npt_backoff *b)
 
 struct traffic_wait traffic_wait;
 
+/* NPT_TRAFFIC_SLEEP_MS=N: sleep on doorbells, each sleep bounded by N ms
+ * (for the fault scenarios, where peers die while the other side sleeps). */
+static pthread_once_t env_once = PTHREAD_ONCE_INIT;
+
+static void env_init(void)
+{
+	const char *e = getenv("NPT_TRAFFIC_SLEEP_MS");
+
+	if (e && !traffic_wait.sleep) {
+		traffic_wait.timeout_ms = atoi(e);
+		traffic_wait.sleep = true;
+		traffic_wait.require = true;   /* every channel must have its doorbell */
+	}
+}
+
 static void count(uint64_t *v, uint64_t n)
 {
 	__atomic_add_fetch(v, n, __ATOMIC_RELAXED);
@@ -90,6 +105,7 @@ static int idle(struct npt_chan *c, struct npt_backoff *b)
 	struct pollfd p = { .events = POLLIN };
 	int n;
 
+	pthread_once(&env_once, env_init);
 	if (!traffic_wait.sleep) {
 		pause_us(b);
 		return 0;

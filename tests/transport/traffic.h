@@ -30,7 +30,8 @@ struct traffic_opts {
  * sleep set it sleeps on the channel's wait fd (npt_chan_arm, poll,
  * npt_chan_disarm) instead of backing off. Every sleep is bounded by
  * timeout_ms, far above any wake-up latency: a sleep that ends by it is a
- * lost wake-up, and the tests count them instead of timing requests. */
+ * lost wake-up, and the tests count them instead of timing requests.
+ * NPT_TRAFFIC_SLEEP_MS=N in the environment sets sleep with timeout N. */
 struct traffic_wait {
 	bool sleep;
 	bool require;            /* a channel without a wait fd fails with -ENOTSUP */
