@@ -1,11 +1,12 @@
 /* Workers: one thread and one io_uring each, serving the connections given
  * to it (handshake, then transmission through the engine). Socket
  * connections are waited on with io_uring polls. PCIe channels are polled
- * in memory: when idle, the worker spins briefly, then arms each channel's
- * doorbell (npt_chan_arm) and sleeps in io_uring on the doorbell fds, at
- * most NPT_WAIT_MAX_MS so that the link checks keep their cadence. A channel
- * without a doorbell (a peer that does not ring, e.g. a BAR-only guest host)
- * is polled with the transport's adaptive back-off instead. */
+ * in memory: when idle, the worker polls on for NPT_BELL_SPIN_US (0 by
+ * default), then arms each channel's doorbell (npt_chan_arm) and sleeps in
+ * io_uring on the doorbell fds, at most NPT_WAIT_MAX_MS so that the link
+ * checks keep their cadence. A channel without a doorbell (a peer that does
+ * not ring, e.g. a BAR-only guest host) is polled with the transport's
+ * adaptive back-off instead. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
