@@ -229,6 +229,29 @@ static void one_ring_per_sleep(void **st)
 	host_reap_one(p);
 }
 
+/* disarm_unrung leaves a ring for the next sleep, which then ends at once
+ * (an early wake-up, never a lost one); disarm consumes it. */
+static void disarm_unrung_keeps_the_ring(void **st)
+{
+	struct pair *p = *st;
+	int efd = npt_chan_wait_fd(p->ec);
+
+	assert_false(npt_chan_arm(p->ec));
+	npt_chan_disarm_unrung(p->ec);                /* woken by something else */
+	assert_int_equal(npt_rd32(&p->hc->hctl->ep_sleeping), NPL_AWAKE);
+	assert_false(rung(efd, 0));
+	assert_false(npt_chan_arm(p->ec));
+	host_submit_flush(p, 1);
+	assert_true(rung(efd, 2000));
+	npt_chan_disarm_unrung(p->ec);                /* (a caller that missed it) */
+	ep_answer_one(p);
+	host_reap_one(p);
+	assert_false(npt_chan_arm(p->ec));
+	assert_true(rung(efd, 0));                    /* the old ring ends this sleep */
+	npt_chan_disarm(p->ec);
+	assert_false(rung(efd, 0));
+}
+
 static void completion_rings_a_sleeping_host(void **st)
 {
 	struct pair *p = *st;
@@ -483,6 +506,7 @@ int main(void)
 		F(submit_rings_a_sleeping_ep_and_only_then),
 		B(submit_rings_a_sleeping_ep_and_only_then),
 		F(one_ring_per_sleep),
+		F(disarm_unrung_keeps_the_ring),
 		F(completion_rings_a_sleeping_host),
 		B(completion_rings_a_sleeping_host),
 		F(arm_refuses_to_sleep_when_work_is_pending),
