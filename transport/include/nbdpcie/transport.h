@@ -138,8 +138,8 @@ int  npt_ep_progress(struct npt_chan *c);      /* drive DMA and deferred complet
  * sleeping word is set; no wake-up is lost. Heartbeats and link checks do
  * not ring: bound each sleep by NPT_WAIT_MAX_MS and run the usual checks
  * (npt_chan_status) after it. */
-#define NPT_WAIT_MAX_MS 100   /* longest sleep: link/peer death is still seen within
-                                 NPT_PEER_DEAD_MS + 10% */
+#define NPT_WAIT_MAX_MS 100   /* longest sleep: a sleeping loop sees link/peer death at
+                                 most this long after the heartbeat thread declared it */
 /* The fd that turns readable (POLLIN) when the peer rings this channel, or
  * -1: this side cannot sleep on the channel (the backend has no doorbell,
  * or the peer does not ring; e.g. a BAR-only guest host): poll it with
@@ -169,9 +169,10 @@ struct npt_backoff { unsigned idle; uint64_t spin_end_ns; };
 void     npt_backoff_reset(struct npt_backoff *b);
 unsigned npt_backoff_next_us(struct npt_backoff *b);  /* 0 = keep spinning; else sleep that long (caller's own way,
                                                           e.g. io_uring_wait_cqe_timeout) */
-/* For loops that sleep on doorbells: true while the back-off is in its spin
- * phase (keep polling: an answer is likely within a round trip), false once
- * it is time to arm and sleep. */
+/* For loops that sleep on doorbells: true while they should keep polling
+ * (for NPT_BELL_SPIN_US after the last work, 0 by default: see
+ * docs/performance.md "Notifications"), false once it is time to arm and
+ * sleep. */
 bool     npt_backoff_spin(struct npt_backoff *b);
 
 #ifdef __cplusplus
