@@ -142,6 +142,8 @@ static void ep_attach(struct npt_link *l, uint32_t gen)
 		}
 	}
 	npt_wr32(&h->ep_win_status, status);
+	/* The host rings us only if it says so, and only for a bit we offered. */
+	l->peer_rings = (feat & NPL_F_DOORBELL) && (l->lay.features & NPL_F_DOORBELL);
 	l->host_gen = gen;
 	bump_epoch(l);
 	if (status) {
@@ -341,6 +343,11 @@ static int ep_open(struct npt_link *l, const struct npt_link_params *p, char *er
 	uint32_t prev = 0;
 	int r;
 
+	/* We ring the host for its sleeping words if the backend can. */
+	if (l->ops->notify && !l->bell_off) {
+		features |= NPL_F_DOORBELL;
+		l->ring_peer = true;
+	}
 	r = npt_layout_compute(p, features, &l->lay, err, errlen);
 	if (r)
 		return r;
@@ -387,9 +394,16 @@ static int host_attach_new(struct npt_link *l, const struct npt_link_params *p, 
 			   int tmo, char *err, size_t errlen)
 {
 	struct npl_bar_header *h = l->hdr;
-	uint32_t gen;
+	uint32_t gen, bell = 0;
 	int r;
 
+	/* Ring the EP for its sleeping words if it offers doorbells (it then
+	 * rings us too) and our backend can. */
+	l->peer_rings = l->lay.features & NPL_F_DOORBELL;
+	if (l->peer_rings && l->ops->notify && !l->bell_off) {
+		bell = NPL_F_DOORBELL;
+		l->ring_peer = true;
+	}
 	if ((l->lay.features & NPL_F_HOST_WINDOW) && l->spec.win_path[0] &&
 	    !(p && p->bar_only) && l->ops->map_window) {
 		uint64_t size = (uint64_t)l->lay.nchannels * l->lay.hp_size;
@@ -402,9 +416,9 @@ static int host_attach_new(struct npt_link *l, const struct npt_link_params *p, 
 		npt_wr64(&h->win_bus_addr, l->win_bus);
 		npt_wr64(&h->win_size, size);
 		npt_wr64(&h->win_chan_stride, l->lay.hp_size);
-		npt_wr32(&h->host_features, NPL_F_HOST_WINDOW);
+		npt_wr32(&h->host_features, NPL_F_HOST_WINDOW | bell);
 	} else {
-		npt_wr32(&h->host_features, 0);
+		npt_wr32(&h->host_features, bell);
 	}
 	gen = npt_rd32(&h->host_generation) + 1;
 	l->gen = gen ? gen : 1;
@@ -442,6 +456,17 @@ static int host_join(struct npt_link *l, uint32_t gen, int32_t other, char *err,
 	int r;
 
 	l->gen = gen;
+	/* The attaching process promised the EP doorbells for every channel. */
+	l->peer_rings = l->lay.features & NPL_F_DOORBELL;
+	if (feat & NPL_F_DOORBELL) {
+		if (!l->ops->notify || l->bell_off) {
+			npt_seterr(err, errlen, "link: %s: host process %d attached it with doorbells, "
+				   "which this process cannot ring (NPT_DOORBELL=0 or another link string)",
+				   l->spec.bar_path, (int)other);
+			return -EBUSY;
+		}
+		l->ring_peer = true;
+	}
 	if (feat & NPL_F_HOST_WINDOW) {
 		uint64_t bus = npt_rd64(&h->win_bus_addr), size = npt_rd64(&h->win_size);
 		uint64_t stride = npt_rd64(&h->win_chan_stride);
@@ -610,14 +635,19 @@ int npt_link_open(const char *spec, enum npt_role role, const struct npt_link_pa
 		l->spec.dma_gbps = strtod(env, NULL);
 	if (!l->spec.dma_lat_us && (env = getenv("NPT_DMA_LAT_US")))
 		l->spec.dma_lat_us = strtod(env, NULL);
+	/* Doorbells off: the side polls as in a peer without them (tests of
+	 * that case; before/after measurements). */
+	env = getenv("NPT_DOORBELL");
+	l->bell_off = env && !strcmp(env, "0");
 	r = role == NPT_ROLE_EP ? ep_open(l, p, err, errlen) : host_open(l, p, err, errlen);
 	if (r)
 		goto fail;
 	if (l->spec.kind == NPT_KIND_SHM)
-		snprintf(l->desc, sizeof(l->desc), "shm:%s (%s, %" PRIu32 " ch)", l->spec.bar_path,
+		snprintf(l->desc, sizeof(l->desc), "shm:%s (%s, %" PRIu32 " ch%s)", l->spec.bar_path,
 			 role == NPT_ROLE_EP ? (l->lay.features & NPL_F_HOST_WINDOW ? "host window offered" : "BAR-only")
 					     : (l->window ? "host window" : "BAR-only"),
-			 l->lay.nchannels);
+			 l->lay.nchannels,
+			 (role == NPT_ROLE_EP ? l->ring_peer : l->ring_peer && l->peer_rings) ? ", doorbells" : "");
 	else
 		snprintf(l->desc, sizeof(l->desc), "%s (BAR-only, %" PRIu32 " ch)", spec, l->lay.nchannels);
 	*out = l;
