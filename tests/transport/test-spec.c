@@ -120,15 +120,27 @@ static void spec_errors_name_value_and_forms(void **st)
 	expect_bad("epf:", "no device path");
 }
 
-static void epf_open_is_not_supported_yet(void **st)
+static void epf_open_missing_device_names_it(void **st)
 {
 	struct npt_link *l = (void *)1;
 	char err[512];
 
-	assert_int_equal(npt_link_open("epf:/dev/nbd-pcie-epf0", NPT_ROLE_EP, NULL, &l, err, sizeof(err)), -ENOTSUP);
+	assert_int_equal(npt_link_open("epf:/nonexistent/nbd-pcie-ep9", NPT_ROLE_EP, NULL, &l, err, sizeof(err)),
+			 -ENOENT);
 	assert_null(l);
-	assert_non_null(strstr(err, "/dev/nbd-pcie-epf0"));
-	assert_non_null(strstr(err, "not available yet"));
+	assert_non_null(strstr(err, "/nonexistent/nbd-pcie-ep9"));
+	assert_non_null(strstr(err, "configfs"));
+}
+
+static void epf_link_is_ep_only(void **st)
+{
+	struct npt_link *l = (void *)1;
+	char err[512];
+
+	assert_int_equal(npt_link_open("epf:/dev/nbd-pcie-ep0", NPT_ROLE_HOST, NULL, &l, err, sizeof(err)),
+			 -EINVAL);
+	assert_null(l);
+	assert_non_null(strstr(err, "EP-side only"));
 }
 
 static void pci_link_is_host_only(void **st)
@@ -264,7 +276,8 @@ int main(void)
 		cmocka_unit_test(spec_pci_vendor_device),
 		cmocka_unit_test(spec_epf_path),
 		cmocka_unit_test(spec_errors_name_value_and_forms),
-		cmocka_unit_test(epf_open_is_not_supported_yet),
+		cmocka_unit_test(epf_open_missing_device_names_it),
+		cmocka_unit_test(epf_link_is_ep_only),
 		cmocka_unit_test(pci_link_is_host_only),
 		cmocka_unit_test(layout_defaults),
 		cmocka_unit_test(layout_rejects_bad_params),

@@ -154,10 +154,28 @@ struct npt_backend_ops {
 	int  (*notify)(struct npt_link *l, unsigned chan);
 	int  (*wait_fd)(struct npt_link *l, unsigned chan);
 	void (*wait_ack)(struct npt_link *l, unsigned chan);
+	/* Optional (EP; NULL: the physical link is always up). The physical
+	 * link as the hardware reports it, called by the heartbeat thread every
+	 * period with the link lock held; never blocks. Returns 1 up, 0 down,
+	 * or -errno (taken as down); why says what changed. *reset is set when
+	 * the link came back after a loss (the host lost the BAR meanwhile):
+	 * the EP lays the BAR out again under a new generation. */
+	int  (*link_watch)(struct npt_link *l, bool *reset, char *why, size_t len);
+	/* Optional: npt_link_describe() text (NULL: a generic one). */
+	void (*describe)(struct npt_link *l, char *buf, size_t len);
 };
 extern const struct npt_backend_ops npt_shm_ops;
 extern const struct npt_backend_ops npt_pci_ops;
-int npt_epf_open(const struct npt_spec *s, char *err, size_t errlen);
+extern const struct npt_backend_ops npt_epf_ops;
+/* backend-epf.c: opens the device and checks its INFO before the layout
+ * is computed (sets l->priv and l->dev_channels). */
+int npt_epf_open(struct npt_link *l, char *err, size_t errlen);
+/* The one check of the device's INFO (the device is untrusted input). */
+int npt_epf_check_info(const struct npk_ep_info *info, char *err, size_t errlen);
+/* Channel -> interrupt: MSI-X if the function has vectors, else MSI;
+ * vector = chan mod count + 1 (1-based; the host's vector chan mod count).
+ * -EOPNOTSUPP without vectors. */
+int npt_epf_vector(const struct npk_ep_info *info, unsigned chan, struct npk_ep_irq *irq);
 
 /* ---- dma-emul.c: DMA engines --------------------------------------------
  * One engine queue per channel, driven by the channel's thread. submit()
@@ -190,6 +208,9 @@ struct npt_link {
 	int reg_fd;                  /* host: registry of the host processes (hosts.c) */
 	char reg_path[PATH_MAX];
 	void *pci_dev;               /* pci backend */
+	void *priv;                  /* epf backend: its device state */
+	unsigned dev_channels;       /* EP: channel count the device is configured for, 0 = none */
+	bool phys_down;              /* EP: the physical link is down (link_watch) */
 	void *bar_map; size_t bar_maplen;
 	struct npl_bar_header *hdr;
 	struct npt_layout lay;       /* validated copy: never re-read from the BAR */
