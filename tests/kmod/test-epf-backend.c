@@ -1,0 +1,426 @@
+/* The transport's epf: backend (transport/src/backend-epf.c): its checks of
+ * the device's INFO, the channel -> vector mapping, and whole links against
+ * the pci-epf-nbd stand-in (epf-standin.c, linked into this program so that
+ * its open/ioctl/mmap/read interpose libc) with a shm host on the BAR file. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "epf-standin.h"
+#include "internal.h"
+
+static char dir[64];
+
+static void ctl(const char *fmt, ...)
+{
+	char args[512], cmd[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	snprintf(cmd, sizeof(cmd), "%s %s 0 %s >/dev/null", getenv("EPF_STANDIN_CTL"), dir, args);
+	assert_int_equal(system(cmd), 0);
+}
+
+static struct npks_state *state(void)
+{
+	char p[128];
+	void *m;
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/ep0.ctl", dir);
+	fd = open(p, O_RDWR);
+	assert_true(fd >= 0);
+	m = mmap(NULL, sizeof(struct npks_state), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	assert_true(m != MAP_FAILED);
+	return m;
+}
+
+static int setup(void **st)
+{
+	if (!getenv("EPF_STANDIN_CTL")) {
+		fprintf(stderr, "EPF_STANDIN_CTL must name epf-standin-ctl (CTest sets it)\n");
+		return -1;
+	}
+	snprintf(dir, sizeof(dir), "/dev/shm/npk-epf-test-%d", (int)getpid());
+	if (mkdir(dir, 0700))
+		return -1;
+	setenv("NPK_STANDIN_DIR", dir, 1);
+	return 0;
+}
+
+static int teardown(void **st)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return system(cmd) ? -1 : 0;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+/* The EP's generation (written by its heartbeat thread). */
+static uint32_t ep_gen(struct npt_link *l)
+{
+	uint32_t g;
+
+	pthread_mutex_lock(&l->lock);
+	g = l->gen;
+	pthread_mutex_unlock(&l->lock);
+	return g;
+}
+
+/* Polls npt_link_check(l) until it returns want, for up to 3 s. */
+static int wait_state(struct npt_link *l, int want)
+{
+	int r = 1;
+
+	for (int i = 0; i < 300 && (r = npt_link_check(l)) != want; i++)
+		sleep_ms(10);
+	return r;
+}
+
+static struct npk_ep_info good_info(void)
+{
+	struct npk_ep_info in = {
+		.api_version = NPK_API_VERSION, .nchannels = 4, .msix_vectors = 8,
+		.dma = NPK_EP_DMA_ENGINE, .dma_align = 4, .max_xfer = 4u << 20,
+	};
+
+	in.region[NPK_EP_REGION_BAR].size = 16u << 20;
+	return in;
+}
+
+static void info_good_accepted(void **st)
+{
+	struct npk_ep_info in = good_info();
+	char err[256] = "";
+
+	assert_int_equal(npt_epf_check_info(&in, err, sizeof(err)), 0);
+}
+
+static void info_api_version_names_both(void **st)
+{
+	struct npk_ep_info in = good_info();
+	char err[256];
+
+	in.api_version = 7;
+	assert_int_equal(npt_epf_check_info(&in, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "API version 7"));
+	assert_non_null(strstr(err, "speaks 1"));
+}
+
+static void info_unbound_says_configfs(void **st)
+{
+	struct npk_ep_info in = good_info();
+	char err[256];
+
+	in.region[NPK_EP_REGION_BAR].size = 0;
+	assert_int_equal(npt_epf_check_info(&in, err, sizeof(err)), -ENOTCONN);
+	assert_non_null(strstr(err, "not bound"));
+}
+
+static void info_bar_region_limits(void **st)
+{
+	static const uint64_t bad[] = { 4096, 12288 + 1, 2ull << 30 };
+	struct npk_ep_info in = good_info();
+	char err[256], want[64];
+
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		in.region[NPK_EP_REGION_BAR].size = bad[i];
+		assert_int_equal(npt_epf_check_info(&in, err, sizeof(err)), -EPROTO);
+		snprintf(want, sizeof(want), "size %llu", (unsigned long long)bad[i]);
+		assert_non_null(strstr(err, want));
+		assert_non_null(strstr(err, "8192..1073741824"));
+	}
+}
+
+static void info_channels_and_vectors_limits(void **st)
+{
+	struct npk_ep_info in = good_info();
+	char err[256];
+
+	in.nchannels = 0;
+	assert_int_equal(npt_epf_check_info(&in, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "channel count 0 outside 1..64"));
+	in.nchannels = 65;
+	assert_int_equal(npt_epf_check_info(&in, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "channel count 65"));
+	in = good_info();
+	in.msix_vectors = 2049;
+	assert_int_equal(npt_epf_check_info(&in, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "MSI-X vectors 2049"));
+	in = good_info();
+	in.msi_vectors = 33;
+	assert_int_equal(npt_epf_check_info(&in, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "MSI vectors 33"));
+}
+
+static void vector_msix_preferred_and_wraps(void **st)
+{
+	struct npk_ep_info in = good_info();
+	struct npk_ep_irq irq;
+
+	in.msi_vectors = 4;
+	assert_int_equal(npt_epf_vector(&in, 0, &irq), 0);
+	assert_int_equal(irq.type, NPK_EP_IRQ_MSIX);
+	assert_int_equal(irq.vector, 1);
+	assert_int_equal(npt_epf_vector(&in, 9, &irq), 0);
+	assert_int_equal(irq.vector, 2);
+	in.msix_vectors = 0;
+	assert_int_equal(npt_epf_vector(&in, 5, &irq), 0);
+	assert_int_equal(irq.type, NPK_EP_IRQ_MSI);
+	assert_int_equal(irq.vector, 2);
+	in.msi_vectors = 0;
+	assert_int_equal(npt_epf_vector(&in, 0, &irq), -EOPNOTSUPP);
+}
+
+static struct npt_link *open_ep(const struct npt_link_params *p)
+{
+	struct npt_link *l = NULL;
+	char err[512] = "";
+	int r = npt_link_open("epf:/dev/nbd-pcie-ep0", NPT_ROLE_EP, p, &l, err, sizeof(err));
+
+	if (r)
+		print_error("EP open: %s\n", err);
+	assert_int_equal(r, 0);
+	return l;
+}
+
+static struct npt_link *open_host(void)
+{
+	struct npt_link_params p = { .connect_timeout_ms = 3000 };
+	struct npt_link *l = NULL;
+	char spec[128], err[512] = "";
+	int r;
+
+	snprintf(spec, sizeof(spec), "shm:bar=%s/ep0.bar", dir);
+	r = npt_link_open(spec, NPT_ROLE_HOST, &p, &l, err, sizeof(err));
+	if (r)
+		print_error("host open: %s\n", err);
+	assert_int_equal(r, 0);
+	return l;
+}
+
+/* A channel opened by the host, accepted by the EP, bytes both ways. */
+static void exchange(struct npt_link *ep, struct npt_link *host)
+{
+	struct npt_chan *hc, *ec = NULL;
+	char buf[16] = "";
+	ssize_t n = -EAGAIN;
+
+	assert_int_equal(npt_chan_open(host, -1, &hc), 0);
+	for (int i = 0; i < 300 && npt_chan_accept(ep, &ec); i++)
+		sleep_ms(10);
+	assert_non_null(ec);
+	assert_int_equal(npt_chan_send(hc, "ping", 5), 5);
+	for (int i = 0; i < 300 && (n = npt_chan_recv(ec, buf, sizeof(buf))) == -EAGAIN; i++)
+		sleep_ms(1);
+	assert_int_equal(n, 5);
+	assert_string_equal(buf, "ping");
+	assert_int_equal(npt_chan_send(ec, "pong", 5), 5);
+	for (int i = 0; i < 300 && (n = npt_chan_recv(hc, buf, sizeof(buf))) == -EAGAIN; i++)
+		sleep_ms(1);
+	assert_int_equal(n, 5);
+	assert_string_equal(buf, "pong");
+	npt_chan_close(hc);
+	npt_chan_close(ec);
+}
+
+static void bar_only_link_with_shm_host(void **st)
+{
+	struct npt_link *ep, *host;
+	struct npks_state *s;
+
+	ctl("create bar_size=16M channels=3 msix=8");
+	ep = open_ep(NULL);
+	/* the device's channel count is the default; the layout fits the BAR's link part */
+	assert_int_equal(npt_link_nchannels(ep), 3);
+	assert_non_null(strstr(npt_link_describe(ep), "BAR-only"));
+	assert_non_null(strstr(npt_link_describe(ep), "MSI-X 8 vectors"));
+	assert_true(ep->lay.bar_size <= ep->bar_size);
+	assert_int_equal(ep->bar_size, (16u << 20) - 4096);   /* MSI-X table page excluded */
+	assert_int_equal(ep->lay.features & NPL_F_HOST_WINDOW, 0);
+	host = open_host();
+	assert_int_equal(wait_state(ep, 0), 0);
+	exchange(ep, host);
+	s = state();
+	assert_int_equal(s->mmaps, 1);
+	assert_int_equal(s->mmap_refused, 0);
+	munmap(s, sizeof(*s));
+	npt_link_close(host);
+	npt_link_close(ep);
+}
+
+static void notify_raises_the_channel_vector(void **st)
+{
+	struct npt_link *ep;
+	struct npks_state *s;
+
+	ctl("create msix=8");
+	ep = open_ep(NULL);
+	assert_int_equal(ep->ops->notify(ep, 0), 0);
+	assert_int_equal(ep->ops->notify(ep, 9), 0);
+	assert_int_equal(ep->ops->notify(ep, 9), 0);
+	s = state();
+	assert_int_equal(s->irq_total, 3);
+	assert_int_equal(s->irq_msix[1], 1);
+	assert_int_equal(s->irq_msix[2], 2);
+	assert_int_equal(s->irq_refused, 0);
+	munmap(s, sizeof(*s));
+	/* before the controller is initialised the module refuses: ENOTCONN */
+	ctl("link deinit");
+	assert_int_equal(ep->ops->notify(ep, 0), -ENOTCONN);
+	npt_link_close(ep);
+}
+
+static void notify_msi_only_and_none(void **st)
+{
+	struct npt_link *ep;
+	struct npks_state *s;
+
+	ctl("create msix=0 msi=4");
+	ep = open_ep(NULL);
+	assert_int_equal(ep->ops->notify(ep, 6), 0);
+	s = state();
+	assert_int_equal(s->irq_msi[3], 1);
+	munmap(s, sizeof(*s));
+	npt_link_close(ep);
+	ctl("create msix=0 msi=0");
+	ep = open_ep(NULL);
+	assert_int_equal(ep->ops->notify(ep, 0), -EOPNOTSUPP);
+	npt_link_close(ep);
+}
+
+static void link_down_and_up_resets_like_a_peer(void **st)
+{
+	struct npt_link *ep, *host;
+	uint32_t gen;
+
+	ctl("create bar_size=4M channels=2 msix=4");
+	ep = open_ep(NULL);
+	host = open_host();
+	assert_int_equal(wait_state(ep, 0), 0);
+	gen = ep_gen(ep);
+	ctl("link down");
+	assert_int_equal(wait_state(ep, -ENOLINK), -ENOLINK);
+	assert_non_null(strstr(npt_link_error(ep), "PCIe link down"));
+	/* the host sees the EP close the link */
+	assert_int_equal(wait_state(host, -ECONNRESET), -ECONNRESET);
+	assert_non_null(strstr(npt_link_error(host), "EP closed the link"));
+	npt_link_close(host);
+	ctl("link up");
+	assert_int_equal(wait_state(ep, -EAGAIN), -EAGAIN);
+	assert_non_null(strstr(npt_link_error(ep), "link back up"));
+	assert_int_equal(ep_gen(ep), gen + 1);
+	host = open_host();
+	assert_int_equal(wait_state(ep, 0), 0);
+	exchange(ep, host);
+	npt_link_close(host);
+	npt_link_close(ep);
+}
+
+static void link_bounce_between_reads_is_a_reset(void **st)
+{
+	struct npt_link *ep, *host;
+	uint32_t gen;
+
+	ctl("create bar_size=4M channels=2");
+	ep = open_ep(NULL);
+	host = open_host();
+	assert_int_equal(wait_state(ep, 0), 0);
+	gen = ep_gen(ep);
+	/* down and up again within one heartbeat period: the host lost the BAR */
+	ctl("link bounce");
+	assert_int_equal(wait_state(host, -ECONNRESET), -ECONNRESET);
+	/* a generation change, or the INIT state of the new layout if seen first */
+	assert_true(strstr(npt_link_error(host), "EP restarted") ||
+		    strstr(npt_link_error(host), "EP closed the link (state 1)"));
+	assert_int_equal(ep_gen(ep), gen + 1);
+	npt_link_close(host);
+	host = open_host();
+	assert_int_equal(wait_state(ep, 0), 0);
+	npt_link_close(host);
+	npt_link_close(ep);
+}
+
+static void open_refuses_bad_info(void **st)
+{
+	struct npt_link *l = (void *)1;
+	char err[512];
+
+	ctl("create");
+	ctl("set api_version=9");
+	assert_int_equal(npt_link_open("epf:/dev/nbd-pcie-ep0", NPT_ROLE_EP, NULL, &l, err, sizeof(err)),
+			 -EPROTO);
+	assert_null(l);
+	assert_non_null(strstr(err, "/dev/nbd-pcie-ep0"));
+	assert_non_null(strstr(err, "API version 9"));
+	ctl("create");
+	ctl("set bar_region=4096");
+	assert_int_equal(npt_link_open("epf:/dev/nbd-pcie-ep0", NPT_ROLE_EP, NULL, &l, err, sizeof(err)),
+			 -EPROTO);
+	assert_non_null(strstr(err, "BAR region size 4096"));
+	ctl("create");
+	ctl("set bound=0");
+	assert_int_equal(npt_link_open("epf:/dev/nbd-pcie-ep0", NPT_ROLE_EP, NULL, &l, err, sizeof(err)),
+			 -ENOTCONN);
+	assert_non_null(strstr(err, "not bound"));
+}
+
+static void small_bar_fits_or_names_sizes(void **st)
+{
+	struct npt_link_params p = { .data_per_chan = 8u << 20 };
+	struct npt_link *l = (void *)1;
+	char err[512];
+
+	/* a 256 KiB BAR cannot hold 4 channels of 64 KiB payload + rings */
+	ctl("create bar_size=256K msix=0");
+	assert_int_equal(npt_link_open("epf:/dev/nbd-pcie-ep0", NPT_ROLE_EP, NULL, &l, err, sizeof(err)),
+			 -ENOSPC);
+	assert_non_null(strstr(err, "BAR of 262144 bytes too small"));
+	/* an explicit payload size is never shrunk: the sizes are named */
+	ctl("create bar_size=16M");
+	assert_int_equal(npt_link_open("epf:/dev/nbd-pcie-ep0", NPT_ROLE_EP, &p, &l, err, sizeof(err)),
+			 -ENOSPC);
+	assert_non_null(strstr(err, "link part is 16773120 bytes"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(info_good_accepted),
+		cmocka_unit_test(info_api_version_names_both),
+		cmocka_unit_test(info_unbound_says_configfs),
+		cmocka_unit_test(info_bar_region_limits),
+		cmocka_unit_test(info_channels_and_vectors_limits),
+		cmocka_unit_test(vector_msix_preferred_and_wraps),
+		cmocka_unit_test(bar_only_link_with_shm_host),
+		cmocka_unit_test(notify_raises_the_channel_vector),
+		cmocka_unit_test(notify_msi_only_and_none),
+		cmocka_unit_test(link_down_and_up_resets_like_a_peer),
+		cmocka_unit_test(link_bounce_between_reads_is_a_reset),
+		cmocka_unit_test(open_refuses_bad_info),
+		cmocka_unit_test(small_bar_fits_or_names_sizes),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
