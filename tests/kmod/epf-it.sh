@@ -54,8 +54,8 @@ server_fails() {
     NPK_STANDIN_DIR=$D LD_PRELOAD=$STANDIN timeout 20 "$SERVER" -d "$@" >"$T/log" 2>&1 || rc=$?
     [ $rc -ne 0 ] && [ $rc -ne 124 ] || die "server exit code $rc, expected a start failure"
 }
-client() {
-    "$CLIENT" -n -pcie "shm:bar=$D/ep0.bar" -unix "$T/c.sock" >"$T/clog" 2>&1 &
+client() { # client [LINK]: default the BAR file alone (BAR-only)
+    "$CLIENT" -n -pcie "${1:-shm:bar=$D/ep0.bar}" -unix "$T/c.sock" >"$T/clog" 2>&1 &
     CPID=$!
     for _ in $(seq 200); do
         [ -S "$T/c.sock" ] && return 0
@@ -80,8 +80,8 @@ roundtrip() { # roundtrip SEED: random data in through the link, back out, compa
 
 truncate -s 24M "$T/disk"
 case $name in
-rw)  # --pcie epf: serves BAR-only; nbdcopy and qemu-io round trips
-    "$CTL" "$D" 0 create bar_size=16M channels=4 msix=8 >/dev/null
+rw)  # --pcie epf: on a function without DMA serves BAR-only; nbdcopy and qemu-io round trips
+    "$CTL" "$D" 0 create bar_size=16M channels=4 msix=8 dma=none >/dev/null
     server --pcie epf:/dev/nbd-pcie-ep0 -N disk "$T/disk"
     grep -qF "serving pcie link epf:/dev/nbd-pcie-ep0 (BAR-only, 4 ch" "$T/log" || die "link description"
     client
@@ -96,8 +96,26 @@ rw)  # --pcie epf: serves BAR-only; nbdcopy and qemu-io round trips
     [ "$(count dma_refused)" = 0 ] || die "the stand-in refused a DMA: $(count last_refusal)"
     ok "nbdcopy 24 MiB and qemu-io patterns through epf:/dev/nbd-pcie-ep0 (BAR-only)"
     ;;
+window)  # a DMA-capable function: the host publishes a window, everything moves by DMA
+    "$CTL" "$D" 0 create bar_size=16M channels=4 msix=8 >/dev/null
+    server --pcie epf:/dev/nbd-pcie-ep0 -N disk "$T/disk"
+    grep -qF "epf:/dev/nbd-pcie-ep0 (host window by DMA offered, 4 ch" "$T/log" || die "link description"
+    client "shm:bar=$D/ep0.bar,win=$D/ep0.win,win_base=0x400000"
+    grep -q "(host window" "$T/clog" || die "client not in host-window mode"
+    roundtrip 5
+    qemu-io -f raw "$(uri)" -c 'write -P 0x5a 1 3' -c 'read -P 0x5a 1 3' \
+        -c 'write -P 0x77 8191 100001' -c 'read -P 0x77 8191 100001' >"$T/qio" 2>&1 ||
+        { cat "$T/qio"; die "qemu-io pattern"; }
+    grep -q 'Pattern verification failed' "$T/qio" && die "qemu-io verification"
+    to=$(count dma_to_host); from=$(count dma_from_host); bytes=$(count dma_bytes)
+    [ "$from" -gt 0 ] && [ "$to" -gt 0 ] || die "no DMA in both directions (to $to, from $from)"
+    [ "$bytes" -ge $((2 * 24 * 1024 * 1024)) ] || die "DMA moved $bytes bytes, under 2 x 24 MiB"
+    [ "$(count dma_refused)" = 0 ] || die "the stand-in refused a DMA: $(count last_refusal)"
+    [ "$(count set_window)" = 1 ] || die "SET_WINDOW $(count set_window) times, expected 1"
+    ok "host window through DMA: 24 MiB round trip, odd offsets/lengths, $to + $from transfers, $bytes bytes"
+    ;;
 config-key)  # [generic] pcie = epf:...; channels from the device, payloads fitted to the BAR
-    "$CTL" "$D" 0 create bar_size=8M channels=2 msix=0 msi=2 >/dev/null
+    "$CTL" "$D" 0 create bar_size=8M channels=2 msix=0 msi=2 dma=none >/dev/null
     cat >"$T/conf" <<EOF
 [generic]
 pcie = epf:/dev/nbd-pcie-ep0

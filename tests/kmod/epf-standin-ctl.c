@@ -3,6 +3,7 @@
  *
  *   epf-standin-ctl DIR N create [bar_size=B] [channels=C] [msi=M] [msix=X]
  *                               [stage_size=S] [win_size=W] [win_base=A] [link=none|init|up]
+ *                               [dma=engine|cpu|none]
  *       function N as configfs would bind it: the layout is computed by
  *       npk_epf_compute_layout() (MSI-X table at the end of the BAR)
  *   epf-standin-ctl DIR N link down|up|init|deinit|bounce
@@ -102,7 +103,8 @@ static int create(int argc, char **argv)
 	struct npk_epf_layout lay;
 	struct npks_state st;
 	uint32_t link = NPK_EP_LINK_INIT | NPK_EP_LINK_UP;
-	uint64_t win_size = 0, win_base = 0x10000000;
+	uint64_t win_size = 0, win_base = 0;
+	uint32_t dma = NPK_EP_DMA_ENGINE;
 	char msg[256], p[PATH_MAX];
 	int fd;
 
@@ -119,6 +121,9 @@ static int create(int argc, char **argv)
 		else if (!strcmp(argv[i], "stage_size")) cfg.stage_size = num(eq);
 		else if (!strcmp(argv[i], "win_size")) win_size = num(eq);
 		else if (!strcmp(argv[i], "win_base")) win_base = num(eq);
+		else if (!strcmp(argv[i], "dma"))
+			dma = !strcmp(eq, "engine") ? NPK_EP_DMA_ENGINE :
+			      !strcmp(eq, "cpu") ? NPK_EP_DMA_CPU : NPK_EP_DMA_NONE;
 		else if (!strcmp(argv[i], "link"))
 			link = !strcmp(eq, "up") ? NPK_EP_LINK_INIT | NPK_EP_LINK_UP :
 			       !strcmp(eq, "init") ? NPK_EP_LINK_INIT : 0;
@@ -137,7 +142,7 @@ static int create(int argc, char **argv)
 	st.info.nchannels = cfg.nchannels;
 	st.info.msi_vectors = cfg.msi;
 	st.info.msix_vectors = cfg.msix;
-	st.info.dma = NPK_EP_DMA_ENGINE;
+	st.info.dma = dma;
 	st.info.dma_align = 4;
 	st.info.max_xfer = 4u << 20;
 	st.info.region[NPK_EP_REGION_BAR].size = lay.shm_size;

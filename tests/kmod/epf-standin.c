@@ -237,6 +237,8 @@ static int do_dma(struct sfile *f, const struct npk_ep_dma *d)
 
 	if (!st->bound)
 		return fail(ENOTCONN);
+	if (st->info.dma == NPK_EP_DMA_NONE)
+		return fail(EOPNOTSUPP);
 	limits(st, &lim);
 	r = npk_check_ep_dma(d, &lim, msg, sizeof(msg));
 	if (r) {

@@ -205,19 +205,29 @@ static struct npt_link *open_ep(const struct npt_link_params *p)
 	return l;
 }
 
-static struct npt_link *open_host(void)
+/* The host on the stand-in's BAR file; with a window: the file ep0.win,
+ * bus address = file offset (the stand-in's DMA targets the same file). */
+static struct npt_link *open_host_spec(bool window)
 {
 	struct npt_link_params p = { .connect_timeout_ms = 3000 };
 	struct npt_link *l = NULL;
-	char spec[128], err[512] = "";
+	char spec[256], err[512] = "";
 	int r;
 
-	snprintf(spec, sizeof(spec), "shm:bar=%s/ep0.bar", dir);
+	if (window)
+		snprintf(spec, sizeof(spec), "shm:bar=%s/ep0.bar,win=%s/ep0.win,win_base=0x200000", dir, dir);
+	else
+		snprintf(spec, sizeof(spec), "shm:bar=%s/ep0.bar", dir);
 	r = npt_link_open(spec, NPT_ROLE_HOST, &p, &l, err, sizeof(err));
 	if (r)
 		print_error("host open: %s\n", err);
 	assert_int_equal(r, 0);
 	return l;
+}
+
+static struct npt_link *open_host(void)
+{
+	return open_host_spec(false);
 }
 
 /* A channel opened by the host, accepted by the EP, bytes both ways. */
@@ -250,7 +260,7 @@ static void bar_only_link_with_shm_host(void **st)
 	struct npt_link *ep, *host;
 	struct npks_state *s;
 
-	ctl("create bar_size=16M channels=3 msix=8");
+	ctl("create bar_size=16M channels=3 msix=8 dma=none");
 	ep = open_ep(NULL);
 	/* the device's channel count is the default; the layout fits the BAR's link part */
 	assert_int_equal(npt_link_nchannels(ep), 3);
@@ -265,6 +275,69 @@ static void bar_only_link_with_shm_host(void **st)
 	s = state();
 	assert_int_equal(s->mmaps, 1);
 	assert_int_equal(s->mmap_refused, 0);
+	munmap(s, sizeof(*s));
+	npt_link_close(host);
+	npt_link_close(ep);
+}
+
+/* A DMA-capable function offers the host window; everything the EP writes
+ * for the host goes through NPK_EP_IOC_DMA into the window file. */
+static void window_mode_through_dma(void **st)
+{
+	struct npt_link *ep, *host;
+	struct npks_state *s;
+	uint64_t before;
+
+	ctl("create bar_size=4M channels=2");
+	ep = open_ep(NULL);
+	assert_non_null(strstr(npt_link_describe(ep), "host window by DMA offered"));
+	assert_int_equal(ep->lay.features & NPL_F_HOST_WINDOW, NPL_F_HOST_WINDOW);
+	host = open_host_spec(true);
+	assert_true(host->window);
+	assert_int_equal(wait_state(ep, 0), 0);
+	s = state();
+	assert_int_equal(s->set_window, 1);
+	assert_int_equal(s->win_bus, 0x200000);
+	assert_int_equal(s->win_size, 2 * (uint64_t)ep->lay.hp_size);
+	before = s->dma_to_host;
+	exchange(ep, host);
+	/* accept (4 writes), "pong" bytes + index, the ping consumer index, close */
+	assert_true(s->dma_to_host >= before + 8);
+	assert_int_equal(s->dma_refused, 0);
+	/* the EP's shadow in the BAR and the host's window agree on the stream */
+	assert_memory_equal(ep->bar + ep->lay.chan_base + ep->lay.hp_offset + NPL_CHAN_CQ_OFFSET +
+			    (size_t)ep->lay.ring_entries * sizeof(struct npl_cqe),
+			    host->win->base + NPL_CHAN_CQ_OFFSET +
+			    (size_t)ep->lay.ring_entries * sizeof(struct npl_cqe), 5);
+	munmap(s, sizeof(*s));
+	npt_link_close(host);
+	npt_link_close(ep);
+}
+
+/* bar_only in the link string keeps a DMA-capable function BAR-only; a
+ * window-asking host then runs BAR-only too. */
+static void bar_only_option(void **st)
+{
+	struct npt_link *ep, *host;
+	struct npks_state *s;
+
+	ctl("create bar_size=4M channels=2");
+	{
+		struct npt_link *l = NULL;
+		char err[512] = "";
+
+		assert_int_equal(npt_link_open("epf:/dev/nbd-pcie-ep0,bar_only", NPT_ROLE_EP, NULL, &l,
+					       err, sizeof(err)), 0);
+		ep = l;
+	}
+	assert_non_null(strstr(npt_link_describe(ep), "BAR-only"));
+	host = open_host_spec(true);
+	assert_false(host->window);
+	assert_int_equal(wait_state(ep, 0), 0);
+	exchange(ep, host);
+	s = state();
+	assert_int_equal(s->dma_to_host, 0);
+	assert_int_equal(s->set_window, 0);
 	munmap(s, sizeof(*s));
 	npt_link_close(host);
 	npt_link_close(ep);
@@ -414,6 +487,8 @@ int main(void)
 		cmocka_unit_test(info_channels_and_vectors_limits),
 		cmocka_unit_test(vector_msix_preferred_and_wraps),
 		cmocka_unit_test(bar_only_link_with_shm_host),
+		cmocka_unit_test(window_mode_through_dma),
+		cmocka_unit_test(bar_only_option),
 		cmocka_unit_test(notify_raises_the_channel_vector),
 		cmocka_unit_test(notify_msi_only_and_none),
 		cmocka_unit_test(link_down_and_up_resets_like_a_peer),

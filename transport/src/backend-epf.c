@@ -4,10 +4,14 @@
  * read() events; notifications are MSI-X (or MSI) interrupts the module
  * raises on the host.
  *
- * Modes: BAR-only. The host-window mode needs every EP store into the
- * host-polled area to become an NPK_EP_IOC_DMA (the EP cannot map host
- * memory); docs/transport.md "EP kernel-module backend" has the design. Until
- * then this backend offers no NPL_F_HOST_WINDOW, so hosts run BAR-only.
+ * Modes: BAR-only (the host polls the BAR), and host window when the
+ * function can move data (dma ENGINE or CPU): the EP cannot map host memory,
+ * so each channel keeps its host-polled area in the BAR copy (the shadow,
+ * l->win_shadow), and every store the EP makes there (completion entries,
+ * stream bytes, state words) and every payload goes to the host window
+ * through NPK_EP_IOC_DMA after NPK_EP_IOC_SET_WINDOW with the window the host
+ * published (docs/transport.md "EP kernel-module backend"). `,bar_only` in
+ * the link string keeps a DMA-capable function BAR-only.
  *
  * The device is untrusted input too: its INFO is checked in one place
  * (npt_epf_check_info) before a single size from it is used. */
@@ -36,6 +40,7 @@ struct epf_dev {
 	uint32_t nvec;              /* MSI-X vectors, else MSI; 0 = none (the host polls) */
 	struct npk_ep_event last;   /* link state at the previous watch */
 	bool down;                  /* a link loss was seen and the link is not back yet */
+	struct npt_winmap *cur_win; /* the window set in the device (under the link lock) */
 };
 
 static struct epf_dev *dev_of(struct npt_link *l)
@@ -74,6 +79,14 @@ int npt_epf_check_info(const struct npk_ep_info *in, char *err, size_t errlen)
 	if (in->nchannels < 1 || in->nchannels > NPT_MAX_CHANNELS) {
 		npt_seterr(err, errlen, "channel count %" PRIu32 " outside 1..%d", in->nchannels,
 			   NPT_MAX_CHANNELS);
+		return -EPROTO;
+	}
+	if (in->dma != NPK_EP_DMA_NONE &&
+	    (!in->dma_align || in->dma_align & (in->dma_align - 1) || in->dma_align > NPL_PAGE ||
+	     in->max_xfer < NPL_PAGE)) {
+		npt_seterr(err, errlen, "DMA alignment %" PRIu32 " (a power of two up to %d) or "
+			   "largest transfer %" PRIu32 " (at least %d) out of range",
+			   in->dma_align, NPL_PAGE, in->max_xfer, NPL_PAGE);
 		return -EPROTO;
 	}
 	if (in->msi_vectors > EPF_MAX_MSI || in->msix_vectors > EPF_MAX_MSIX) {
@@ -143,6 +156,8 @@ int npt_epf_open(struct npt_link *l, char *err, size_t errlen)
 	}
 	d->nvec = d->info.msix_vectors ? d->info.msix_vectors : d->info.msi_vectors;
 	l->dev_channels = d->info.nchannels;
+	l->win_shadow = d->info.dma != NPK_EP_DMA_NONE && !l->spec.epf_bar_only;
+	l->dma_ops = &npt_dma_epf_ops;
 	return 0;
 }
 
@@ -174,6 +189,54 @@ static int epf_map_bar(struct npt_link *l, uint64_t size, char *err, size_t errl
 	l->bar_maplen = (size_t)region;
 	l->bar_size = region;
 	return 0;
+}
+
+/* The host published a window (ep_attach, lock held): the device accepts
+ * transfers into it only after SET_WINDOW, so a wrong offset can never
+ * reach host memory outside it. Nothing is mapped: base stays NULL. */
+static int epf_map_window(struct npt_link *l, uint64_t *bus, uint64_t size,
+			  struct npt_winmap **out, char *err, size_t errlen)
+{
+	struct epf_dev *d = dev_of(l);
+	struct npk_ep_window w = { .bus_addr = *bus, .size = size };
+	struct npt_winmap *m;
+
+	if (!l->win_shadow) {
+		npt_seterr(err, errlen, "epf: %s: BAR-only (no DMA, or bar_only set)", l->spec.epf_path);
+		return -EOPNOTSUPP;
+	}
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	if (ioctl(d->fd, NPK_EP_IOC_SET_WINDOW, &w)) {
+		int e = errno;
+
+		npt_seterr(err, errlen, "epf: %s: SET_WINDOW bus address 0x%" PRIx64 " size %" PRIu64
+			   ": %s", l->spec.epf_path, *bus, size, strerror(e));
+		free(m);
+		return -e;
+	}
+	m->refs = 1;
+	m->size = size;
+	m->bus = *bus;
+	d->cur_win = m;
+	*out = m;
+	return 0;
+}
+
+static void epf_unmap_window(struct npt_link *l, struct npt_winmap *m)
+{
+	struct epf_dev *d = dev_of(l);
+	struct npk_ep_window none = { 0, 0 };
+
+	if (!m)
+		return;
+	/* only the window still set: a newer host's window replaced it otherwise */
+	if (d && d->cur_win == m) {
+		ioctl(d->fd, NPK_EP_IOC_SET_WINDOW, &none);   /* fails only when unbound: moot */
+		d->cur_win = NULL;
+	}
+	free(m);
 }
 
 static void epf_close(struct npt_link *l)
@@ -255,8 +318,10 @@ static void epf_describe(struct npt_link *l, char *buf, size_t len)
 	struct epf_dev *d = dev_of(l);
 	char bits[64];
 
-	snprintf(buf, len, "epf:%s (BAR-only, %" PRIu32 " ch, BAR%" PRIu32 " link part %" PRIu64
-		 " bytes, %s, %s %" PRIu32 " vectors)", l->spec.epf_path, l->lay.nchannels,
+	snprintf(buf, len, "epf:%s (%s, %" PRIu32 " ch, BAR%" PRIu32 " link part %" PRIu64
+		 " bytes, %s, %s %" PRIu32 " vectors)", l->spec.epf_path,
+		 l->win_shadow ? (d->info.dma == NPK_EP_DMA_ENGINE ? "host window by DMA offered" :
+				  "host window by CPU copy offered") : "BAR-only", l->lay.nchannels,
 		 d->info.bar, l->bar_size, link_bits(d->last.link, bits, sizeof(bits)),
 		 d->info.msix_vectors ? "MSI-X" : "MSI", d->nvec);
 }
@@ -264,8 +329,8 @@ static void epf_describe(struct npt_link *l, char *buf, size_t len)
 const struct npt_backend_ops npt_epf_ops = {
 	.name = "epf",
 	.map_bar = epf_map_bar,
-	.map_window = NULL,       /* BAR-only (see the top of this file) */
-	.unmap_window = NULL,
+	.map_window = epf_map_window,
+	.unmap_window = epf_unmap_window,
 	.close = epf_close,
 	.reg_path = NULL,         /* EP only */
 	.notify = epf_notify,
@@ -273,4 +338,113 @@ const struct npt_backend_ops npt_epf_ops = {
 	.wait_ack = NULL,
 	.link_watch = epf_link_watch,
 	.describe = epf_describe,
+};
+
+/* ---- the epf DMA engine: NPK_EP_IOC_DMA between a channel's BAR shadow and
+ * its host-polled area in the window ----------------------------------------- */
+struct npt_dma {
+	struct npt_link *l;
+	struct epf_dev *d;
+	uint64_t hp_bar;            /* BAR region offset of the channel's shadow */
+	uint64_t hp_bus;            /* bus address of its host-polled area */
+	uint32_t hp_size;
+	uint32_t *done;             /* cookies of finished transfers, in order */
+	uint32_t mask, head, tail;
+};
+
+static int epf_dma_open(struct npt_chan *c, struct npt_dma **out)
+{
+	struct npt_link *l = c->link;
+	struct npt_dma *e = calloc(1, sizeof(*e));
+	unsigned n = 1;
+
+	if (!e)
+		return -ENOMEM;
+	while (n < c->n)
+		n <<= 1;
+	e->done = c->win ? calloc(n, sizeof(*e->done)) : NULL;
+	if (!e->done) {
+		free(e);
+		return c->win ? -ENOMEM : -EINVAL;   /* the engine serves a window */
+	}
+	e->mask = n - 1;
+	e->l = l;
+	e->d = dev_of(l);
+	e->hp_bar = l->lay.chan_base + (uint64_t)c->idx * l->lay.chan_stride + l->lay.hp_offset;
+	e->hp_bus = c->win->bus + (uint64_t)c->idx * l->win_stride;
+	e->hp_size = l->lay.hp_size;
+	*out = e;
+	return 0;
+}
+
+/* One transfer of [win_off, win_off + len) of the area, rounded out to the
+ * device's alignment (the shadow mirrors the window byte for byte, so the
+ * extra bytes are the window's own; hp_size is a page multiple, so the
+ * rounded range stays in the area), in pieces of at most max_xfer. */
+static int epf_xfer(struct npt_dma *e, uint32_t dir, const void *local, uint64_t win_off, uint32_t len)
+{
+	uint32_t a = e->d->info.dma_align, chunk = e->d->info.max_xfer & ~(a - 1);
+	uint64_t pos = win_off & ~(uint64_t)(a - 1);
+	uint64_t end = (win_off + len + a - 1) & ~(uint64_t)(a - 1);
+
+	if ((const uint8_t *)local != e->l->bar + e->hp_bar + win_off || end > e->hp_size)
+		return -EINVAL;     /* not the channel's shadow, or beyond its area */
+	while (pos < end) {
+		struct npk_ep_dma x = {
+			.dir = dir, .region = NPK_EP_REGION_BAR, .offset = e->hp_bar + pos,
+			.host_addr = e->hp_bus + pos,
+			.len = (uint32_t)(end - pos < chunk ? end - pos : chunk),
+		};
+
+		if (ioctl(e->d->fd, NPK_EP_IOC_DMA, &x))
+			return -errno;
+		pos += x.len;
+	}
+	return 0;
+}
+
+static int epf_dma_submit(struct npt_dma *e, enum npt_dma_dir dir, void *local, uint64_t win_off,
+			  uint32_t len, uint32_t cookie)
+{
+	int r;
+
+	if (e->tail - e->head > e->mask)
+		return -EAGAIN;
+	r = epf_xfer(e, dir == NPT_DMA_TO_HOST ? NPK_EP_DMA_TO_HOST : NPK_EP_DMA_FROM_HOST,
+		     local, win_off, len);
+	if (r)
+		return r;
+	e->done[e->tail++ & e->mask] = cookie;
+	return 0;
+}
+
+static int epf_dma_poll(struct npt_dma *e, uint32_t *cookies, unsigned max)
+{
+	unsigned n = 0;
+
+	while (n < max && e->head != e->tail)
+		cookies[n++] = e->done[e->head++ & e->mask];
+	return (int)n;
+}
+
+static int epf_dma_write(struct npt_dma *e, const void *local, uint64_t win_off, uint32_t len)
+{
+	return epf_xfer(e, NPK_EP_DMA_TO_HOST, local, win_off, len);
+}
+
+static void epf_dma_close(struct npt_dma *e)
+{
+	if (!e)
+		return;
+	free(e->done);
+	free(e);
+}
+
+const struct npt_dma_ops npt_dma_epf_ops = {
+	.name = "epf",
+	.open = epf_dma_open,
+	.submit = epf_dma_submit,
+	.poll = epf_dma_poll,
+	.write = epf_dma_write,
+	.close = epf_dma_close,
 };

@@ -397,7 +397,7 @@ static int ep_open(struct npt_link *l, const struct npt_link_params *p, char *er
 {
 	struct npt_link_params q = p ? *p : (struct npt_link_params){ 0 };
 	struct npl_bar_header *h;
-	uint32_t features = l->spec.win_path[0] ? NPL_F_HOST_WINDOW : 0;
+	uint32_t features = l->spec.win_path[0] || l->win_shadow ? NPL_F_HOST_WINDOW : 0;
 	uint32_t prev = 0;
 	int r;
 
@@ -660,7 +660,8 @@ int npt_link_open(const char *spec, enum npt_role role, const struct npt_link_pa
 			goto fail;
 		break;
 	}
-	l->dma_ops = &npt_dma_emul_ops;
+	if (!l->dma_ops)
+		l->dma_ops = &npt_dma_emul_ops;
 	if (!l->spec.dma_gbps && (env = getenv("NPT_DMA_GBPS")))
 		l->spec.dma_gbps = strtod(env, NULL);
 	if (!l->spec.dma_lat_us && (env = getenv("NPT_DMA_LAT_US")))
