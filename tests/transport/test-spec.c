@@ -92,6 +92,10 @@ static void spec_epf_path(void **st)
 	assert_int_equal(npt_spec_parse("epf:/dev/nbd-pcie-epf0", &s, err, sizeof(err)), 0);
 	assert_int_equal(s.kind, NPT_KIND_EPF);
 	assert_string_equal(s.epf_path, "/dev/nbd-pcie-epf0");
+	assert_false(s.epf_bar_only);
+	assert_int_equal(npt_spec_parse("epf:/dev/nbd-pcie-ep1,bar_only", &s, err, sizeof(err)), 0);
+	assert_string_equal(s.epf_path, "/dev/nbd-pcie-ep1");
+	assert_true(s.epf_bar_only);
 }
 
 static void expect_bad(const char *spec, const char *needle)
@@ -118,6 +122,8 @@ static void spec_errors_name_value_and_forms(void **st)
 	expect_bad("pci:zz:00.0", "is not DDDD:BB:DD.F");
 	expect_bad("pci:12345:1", "neither DDDD:BB:DD.F nor VVVV:DDDD");
 	expect_bad("epf:", "no device path");
+	expect_bad("epf:,bar_only", "no device path");
+	expect_bad("epf:/dev/nbd-pcie-ep0,window=1", "epf: unknown option \"window=1\"");
 }
 
 static void epf_open_missing_device_names_it(void **st)

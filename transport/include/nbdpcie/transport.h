@@ -57,7 +57,8 @@ struct npt_link_params {          /* EP: the layout it publishes; host: what it 
  *   shm:bar=PATH                      BAR-only
  *   pci:DDDD:BB:DD.F[,bar=N]          host, libpciaccess, by address (BAR-only for now)
  *   pci:VVVV:DDDD[,bar=N]             host, libpciaccess, by vendor:device
- *   epf:/dev/nbd-pcie-epN             EP: pci-epf-nbd's character device (BAR-only for now)
+ *   epf:/dev/nbd-pcie-epN[,bar_only]  EP: pci-epf-nbd's character device (host window by DMA
+ *                                     when the function has DMA, unless bar_only)
  * Optional shm parameters: dma_gbps=X, dma_lat_us=Y (emulated DMA engine model;
  * also from env NPT_DMA_GBPS / NPT_DMA_LAT_US).
  * On failure err receives a one-line message naming the value and the limit. */
