@@ -31,8 +31,23 @@ struct sfile {
 
 static struct sfile *files[MAX_FDS];
 
+/* The next definition of each call: a sanitizer's interceptor when one is
+ * linked into the program (clang links the ASan/TSan runtimes statically;
+ * our definitions then take the place of their weak aliases, and calling
+ * __interceptor_X keeps them in the chain), else libc's via RTLD_NEXT. */
 #define REAL(name) real_##name
-#define RESOLVE(name) do { if (!REAL(name)) REAL(name) = dlsym(RTLD_NEXT, #name); } while (0)
+#define RESOLVE(name) do { if (!REAL(name)) REAL(name) = __interceptor_##name ? __interceptor_##name \
+		: (__typeof__(REAL(name)))dlsym(RTLD_NEXT, #name); } while (0)
+
+extern int __interceptor_open(const char *, int, ...) __attribute__((weak));
+extern int __interceptor_open64(const char *, int, ...) __attribute__((weak));
+extern int __interceptor_openat(int, const char *, int, ...) __attribute__((weak));
+extern int __interceptor_close(int) __attribute__((weak));
+extern int __interceptor_ioctl(int, unsigned long, ...) __attribute__((weak));
+extern void *__interceptor_mmap(void *, size_t, int, int, int, off_t) __attribute__((weak));
+extern void *__interceptor_mmap64(void *, size_t, int, int, int, off64_t) __attribute__((weak));
+extern ssize_t __interceptor_read(int, void *, size_t) __attribute__((weak));
+extern int __interceptor_poll(struct pollfd *, nfds_t, int) __attribute__((weak));
 
 static int (*REAL(open))(const char *, int, ...);
 static int (*REAL(open64))(const char *, int, ...);
