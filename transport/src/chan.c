@@ -26,7 +26,8 @@ void npt_chan_push_slow(struct npt_chan *c, const void *p, size_t len)
 	uint64_t off = (uint64_t)((const uint8_t *)p - (const uint8_t *)c->hctl);
 	int r;
 
-	if (c->status || !c->dma)
+	/* also after a failure: the close that follows still tells the host */
+	if (!c->dma)
 		return;
 	r = c->link->dma_ops->write(c->dma, p, off, (uint32_t)len);
 	if (r)
