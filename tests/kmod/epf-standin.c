@@ -279,6 +279,12 @@ static int do_dma(struct sfile *f, const struct npk_ep_dma *d)
 		REAL(close)(wfd);
 	if (r)
 		return fail(r);
+	{
+		uint64_t i = __atomic_fetch_add(&st->nlog, 1, __ATOMIC_ACQ_REL) % NPKS_LOG;
+
+		st->log[i] = (struct npks_xfer){ .dir = d->dir, .len = d->len, .offset = d->offset,
+						 .host_addr = d->host_addr };
+	}
 	count(d->dir == NPK_EP_DMA_TO_HOST ? &st->dma_to_host : &st->dma_from_host, 1);
 	count(&st->dma_bytes, d->len);
 	return 0;

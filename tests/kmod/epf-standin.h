@@ -25,6 +25,12 @@
 #define NPKS_VERSION 1
 #define NPKS_MSIX_COUNTED 64       /* per-vector counters kept for vectors 1..64 */
 #define NPKS_MSGLEN  256
+#define NPKS_LOG     64            /* the last transfers, for order checks */
+
+struct npks_xfer {                 /* one NPK_EP_IOC_DMA that moved data */
+	uint32_t dir, len;
+	uint64_t offset, host_addr;
+};
 
 struct npks_state {
 	uint32_t magic, version;
@@ -42,6 +48,8 @@ struct npks_state {
 	uint64_t dma_to_host, dma_from_host, dma_bytes, dma_refused;
 	uint64_t set_window, mmaps, mmap_refused;
 	char last_refusal[NPKS_MSGLEN];  /* npk-check's message of the last refused call */
+	uint64_t nlog;                   /* transfers logged so far; entry i at log[i % NPKS_LOG] */
+	struct npks_xfer log[NPKS_LOG];
 };
 
 #endif /* NPK_EPF_STANDIN_H */

@@ -314,6 +314,106 @@ static void window_mode_through_dma(void **st)
 	npt_link_close(ep);
 }
 
+/* An NBD request header: type at 6, cookie at 8, offset 0, length at 24. */
+static void nbd_req(uint8_t req[28], uint16_t type, uint8_t cookie, uint32_t len)
+{
+	memset(req, 0, 28);
+	put_be32(req, 0x25609513);
+	req[7] = (uint8_t)type;
+	req[15] = cookie;
+	put_be32(req + 24, len);
+}
+
+static const struct npks_xfer *xfer_back(const struct npks_state *s, unsigned back)
+{
+	return &s->log[(s->nlog - back) % NPKS_LOG];
+}
+
+/* Window mode frames: a READ's payload reaches the window before the
+ * completion body, and the body before its seq (section 1's order through
+ * the DMA ioctl); a WRITE's payload is fetched by DMA from the window.
+ * Lengths that are not multiples of 4 are rounded out to the alignment. */
+static void window_frames_in_order(void **st)
+{
+	struct npt_link *ep, *host;
+	struct npt_chan *hc, *ec = NULL;
+	struct npt_hbuf b;
+	struct npt_ereq rq;
+	struct npt_hcomp comp;
+	struct npks_state *s;
+	uint8_t req[28], rep[16] = { 0x67, 0x44, 0x66, 0x98 };
+	uint32_t tag;
+	uint64_t hp;
+	int n = 0;
+
+	ctl("create bar_size=4M channels=1");
+	ep = open_ep(NULL);
+	host = open_host_spec(true);
+	assert_int_equal(wait_state(ep, 0), 0);
+	assert_int_equal(npt_chan_open(host, 0, &hc), 0);
+	for (int i = 0; i < 300 && npt_chan_accept(ep, &ec); i++)
+		sleep_ms(10);
+	assert_non_null(ec);
+	assert_int_equal(npt_chan_begin_frames(hc), 0);
+	assert_int_equal(npt_chan_begin_frames(ec), 0);
+	s = state();
+	hp = s->win_bus;            /* channel 0's host-polled area */
+
+	/* READ of 1001 bytes */
+	assert_int_equal(npt_host_buf_alloc(hc, 1001, &b), 0);
+	nbd_req(req, 0, 1, 1001);
+	assert_int_equal(npt_host_submit(hc, req, &b), 0);
+	for (int i = 0; i < 300 && (n = npt_ep_take(ec, &rq, 1)) == 0; i++)
+		sleep_ms(1);
+	assert_int_equal(n, 1);
+	memset(rq.local, 0x5a, rq.len);
+	memcpy(rep + 8, req + 8, 8);
+	assert_int_equal(npt_ep_complete(ec, &rq, rep, 1001), 0);
+	assert_true(s->nlog >= 3);
+	assert_int_equal(xfer_back(s, 3)->dir, NPK_EP_DMA_TO_HOST);
+	assert_int_equal(xfer_back(s, 3)->host_addr, hp + ep->lay.payload_offset + b.off);
+	assert_int_equal(xfer_back(s, 3)->len, 1004);
+	assert_int_equal(xfer_back(s, 2)->host_addr, hp + NPL_CHAN_CQ_OFFSET);
+	assert_int_equal(xfer_back(s, 2)->len, offsetof(struct npl_cqe, seq));
+	assert_int_equal(xfer_back(s, 1)->host_addr, hp + NPL_CHAN_CQ_OFFSET + offsetof(struct npl_cqe, seq));
+	assert_int_equal(xfer_back(s, 1)->len, 4);
+	for (int i = 0; i < 300 && (n = npt_host_reap(hc, &comp, 1)) == 0; i++)
+		sleep_ms(1);
+	assert_int_equal(n, 1);
+	for (unsigned i = 0; i < 1001; i++)
+		assert_int_equal(((uint8_t *)comp.buf.ptr)[i], 0x5a);
+	npt_host_buf_free(hc, &comp.buf);
+
+	/* WRITE of 4096 bytes: fetched from the window into the shadow */
+	assert_int_equal(npt_host_buf_alloc(hc, 4096, &b), 0);
+	memset(b.ptr, 0xc3, 4096);
+	nbd_req(req, 1, 2, 4096);
+	assert_int_equal(npt_host_submit(hc, req, &b), 0);
+	for (int i = 0; i < 300 && (n = npt_ep_take(ec, &rq, 1)) == 0; i++)
+		sleep_ms(1);
+	assert_int_equal(n, 1);
+	assert_int_equal(npt_ep_fetch(ec, &rq), 0);
+	for (int i = 0; i < 300 && (n = npt_ep_fetched(ec, &tag, 1)) == 0; i++)
+		sleep_ms(1);
+	assert_int_equal(n, 1);
+	assert_int_equal(xfer_back(s, 1)->dir, NPK_EP_DMA_FROM_HOST);
+	assert_int_equal(xfer_back(s, 1)->host_addr, hp + ep->lay.payload_offset + b.off);
+	for (unsigned i = 0; i < 4096; i++)
+		assert_int_equal(((uint8_t *)rq.local)[i], 0xc3);
+	memcpy(rep + 8, req + 8, 8);
+	assert_int_equal(npt_ep_complete(ec, &rq, rep, 0), 0);
+	for (int i = 0; i < 300 && (n = npt_host_reap(hc, &comp, 1)) == 0; i++)
+		sleep_ms(1);
+	assert_int_equal(n, 1);
+	npt_host_buf_free(hc, &comp.buf);
+	assert_int_equal(s->dma_refused, 0);
+	munmap(s, sizeof(*s));
+	npt_chan_close(hc);
+	npt_chan_close(ec);
+	npt_link_close(host);
+	npt_link_close(ep);
+}
+
 /* bar_only in the link string keeps a DMA-capable function BAR-only; a
  * window-asking host then runs BAR-only too. */
 static void bar_only_option(void **st)
@@ -488,6 +588,7 @@ int main(void)
 		cmocka_unit_test(vector_msix_preferred_and_wraps),
 		cmocka_unit_test(bar_only_link_with_shm_host),
 		cmocka_unit_test(window_mode_through_dma),
+		cmocka_unit_test(window_frames_in_order),
 		cmocka_unit_test(bar_only_option),
 		cmocka_unit_test(notify_raises_the_channel_vector),
 		cmocka_unit_test(notify_msi_only_and_none),
