@@ -22,6 +22,38 @@
 
 static char dir[64];
 
+/* Links a test opened: closed by the per-test teardown if a failed assertion
+ * left them open, so that one failure does not spill into the next test. */
+static struct npt_link *opened[8];
+
+static struct npt_link *track(struct npt_link *l)
+{
+	for (unsigned i = 0; i < 8; i++)
+		if (!opened[i]) {
+			opened[i] = l;
+			break;
+		}
+	return l;
+}
+
+static void link_close(struct npt_link *l)
+{
+	for (unsigned i = 0; i < 8; i++)
+		if (opened[i] == l)
+			opened[i] = NULL;
+	npt_link_close(l);
+}
+
+static int close_leftovers(void **st)
+{
+	for (unsigned i = 0; i < 8; i++)
+		if (opened[i]) {
+			npt_link_close(opened[i]);
+			opened[i] = NULL;
+		}
+	return 0;
+}
+
 static void ctl(const char *fmt, ...)
 {
 	char args[512], cmd[1024];
@@ -202,12 +234,12 @@ static struct npt_link *open_ep(const struct npt_link_params *p)
 	if (r)
 		print_error("EP open: %s\n", err);
 	assert_int_equal(r, 0);
-	return l;
+	return track(l);
 }
 
 /* The host on the stand-in's BAR file; with a window: the file ep0.win,
  * bus address = file offset (the stand-in's DMA targets the same file). */
-static struct npt_link *open_host_spec(bool window)
+static struct npt_link *open_host_base(bool window, unsigned long base)
 {
 	struct npt_link_params p = { .connect_timeout_ms = 3000 };
 	struct npt_link *l = NULL;
@@ -215,14 +247,19 @@ static struct npt_link *open_host_spec(bool window)
 	int r;
 
 	if (window)
-		snprintf(spec, sizeof(spec), "shm:bar=%s/ep0.bar,win=%s/ep0.win,win_base=0x200000", dir, dir);
+		snprintf(spec, sizeof(spec), "shm:bar=%s/ep0.bar,win=%s/ep0.win,win_base=0x%lx", dir, dir, base);
 	else
 		snprintf(spec, sizeof(spec), "shm:bar=%s/ep0.bar", dir);
 	r = npt_link_open(spec, NPT_ROLE_HOST, &p, &l, err, sizeof(err));
 	if (r)
 		print_error("host open: %s\n", err);
 	assert_int_equal(r, 0);
-	return l;
+	return track(l);
+}
+
+static struct npt_link *open_host_spec(bool window)
+{
+	return open_host_base(window, 0x200000);
 }
 
 static struct npt_link *open_host(void)
@@ -276,8 +313,8 @@ static void bar_only_link_with_shm_host(void **st)
 	assert_int_equal(s->mmaps, 1);
 	assert_int_equal(s->mmap_refused, 0);
 	munmap(s, sizeof(*s));
-	npt_link_close(host);
-	npt_link_close(ep);
+	link_close(host);
+	link_close(ep);
 }
 
 /* A DMA-capable function offers the host window; everything the EP writes
@@ -310,8 +347,8 @@ static void window_mode_through_dma(void **st)
 			    host->win->base + NPL_CHAN_CQ_OFFSET +
 			    (size_t)ep->lay.ring_entries * sizeof(struct npl_cqe), 5);
 	munmap(s, sizeof(*s));
-	npt_link_close(host);
-	npt_link_close(ep);
+	link_close(host);
+	link_close(ep);
 }
 
 /* An NBD request header: type at 6, cookie at 8, offset 0, length at 24. */
@@ -410,8 +447,45 @@ static void window_frames_in_order(void **st)
 	munmap(s, sizeof(*s));
 	npt_chan_close(hc);
 	npt_chan_close(ec);
-	npt_link_close(host);
-	npt_link_close(ep);
+	link_close(host);
+	link_close(ep);
+}
+
+/* A host detaches while the EP still holds one of its channels; the next
+ * host attaches with another window. Closing the old channel drops the old
+ * window mapping, which must not clear the new window in the device. */
+static void newer_host_window_survives_old_channel(void **st)
+{
+	struct npt_link *ep, *host;
+	struct npt_chan *hc, *old = NULL;
+	struct npks_state *s;
+
+	ctl("create bar_size=4M channels=2");
+	ep = open_ep(NULL);
+	host = open_host_base(true, 0x200000);
+	assert_int_equal(wait_state(ep, 0), 0);
+	assert_int_equal(npt_chan_open(host, 0, &hc), 0);
+	for (int i = 0; i < 300 && npt_chan_accept(ep, &old); i++)
+		sleep_ms(10);
+	assert_non_null(old);
+	npt_chan_close(hc);
+	link_close(host);
+	host = open_host_base(true, 0x800000);
+	assert_int_equal(wait_state(ep, 0), 0);
+	s = state();
+	assert_int_equal(s->win_bus, 0x800000);
+	/* the last user of the first window; its closing store aims at the old
+	 * window, which the device refuses: the new window is all it allows */
+	npt_chan_close(old);
+	assert_int_equal(s->dma_refused, 1);
+	assert_non_null(strstr(s->last_refusal, "outside the host window 0x800000"));
+	assert_int_equal(s->win_bus, 0x800000);
+	assert_int_equal(s->win_size, 2 * (uint64_t)ep->lay.hp_size);
+	exchange(ep, host);
+	assert_int_equal(s->dma_refused, 1);
+	munmap(s, sizeof(*s));
+	link_close(host);
+	link_close(ep);
 }
 
 /* bar_only in the link string keeps a DMA-capable function BAR-only; a
@@ -428,7 +502,7 @@ static void bar_only_option(void **st)
 
 		assert_int_equal(npt_link_open("epf:/dev/nbd-pcie-ep0,bar_only", NPT_ROLE_EP, NULL, &l,
 					       err, sizeof(err)), 0);
-		ep = l;
+		ep = track(l);
 	}
 	assert_non_null(strstr(npt_link_describe(ep), "BAR-only"));
 	host = open_host_spec(true);
@@ -439,8 +513,8 @@ static void bar_only_option(void **st)
 	assert_int_equal(s->dma_to_host, 0);
 	assert_int_equal(s->set_window, 0);
 	munmap(s, sizeof(*s));
-	npt_link_close(host);
-	npt_link_close(ep);
+	link_close(host);
+	link_close(ep);
 }
 
 static void notify_raises_the_channel_vector(void **st)
@@ -462,7 +536,7 @@ static void notify_raises_the_channel_vector(void **st)
 	/* before the controller is initialised the module refuses: ENOTCONN */
 	ctl("link deinit");
 	assert_int_equal(ep->ops->notify(ep, 0), -ENOTCONN);
-	npt_link_close(ep);
+	link_close(ep);
 }
 
 static void notify_msi_only_and_none(void **st)
@@ -476,11 +550,11 @@ static void notify_msi_only_and_none(void **st)
 	s = state();
 	assert_int_equal(s->irq_msi[3], 1);
 	munmap(s, sizeof(*s));
-	npt_link_close(ep);
+	link_close(ep);
 	ctl("create msix=0 msi=0");
 	ep = open_ep(NULL);
 	assert_int_equal(ep->ops->notify(ep, 0), -EOPNOTSUPP);
-	npt_link_close(ep);
+	link_close(ep);
 }
 
 static void link_down_and_up_resets_like_a_peer(void **st)
@@ -499,7 +573,7 @@ static void link_down_and_up_resets_like_a_peer(void **st)
 	/* the host sees the EP close the link */
 	assert_int_equal(wait_state(host, -ECONNRESET), -ECONNRESET);
 	assert_non_null(strstr(npt_link_error(host), "EP closed the link"));
-	npt_link_close(host);
+	link_close(host);
 	ctl("link up");
 	assert_int_equal(wait_state(ep, -EAGAIN), -EAGAIN);
 	assert_non_null(strstr(npt_link_error(ep), "link back up"));
@@ -507,8 +581,8 @@ static void link_down_and_up_resets_like_a_peer(void **st)
 	host = open_host();
 	assert_int_equal(wait_state(ep, 0), 0);
 	exchange(ep, host);
-	npt_link_close(host);
-	npt_link_close(ep);
+	link_close(host);
+	link_close(ep);
 }
 
 static void link_bounce_between_reads_is_a_reset(void **st)
@@ -528,11 +602,11 @@ static void link_bounce_between_reads_is_a_reset(void **st)
 	assert_true(strstr(npt_link_error(host), "EP restarted") ||
 		    strstr(npt_link_error(host), "EP closed the link (state 1)"));
 	assert_int_equal(ep_gen(ep), gen + 1);
-	npt_link_close(host);
+	link_close(host);
 	host = open_host();
 	assert_int_equal(wait_state(ep, 0), 0);
-	npt_link_close(host);
-	npt_link_close(ep);
+	link_close(host);
+	link_close(ep);
 }
 
 static void open_refuses_bad_info(void **st)
@@ -586,14 +660,15 @@ int main(void)
 		cmocka_unit_test(info_bar_region_limits),
 		cmocka_unit_test(info_channels_and_vectors_limits),
 		cmocka_unit_test(vector_msix_preferred_and_wraps),
-		cmocka_unit_test(bar_only_link_with_shm_host),
-		cmocka_unit_test(window_mode_through_dma),
-		cmocka_unit_test(window_frames_in_order),
-		cmocka_unit_test(bar_only_option),
-		cmocka_unit_test(notify_raises_the_channel_vector),
-		cmocka_unit_test(notify_msi_only_and_none),
-		cmocka_unit_test(link_down_and_up_resets_like_a_peer),
-		cmocka_unit_test(link_bounce_between_reads_is_a_reset),
+		cmocka_unit_test_teardown(bar_only_link_with_shm_host, close_leftovers),
+		cmocka_unit_test_teardown(window_mode_through_dma, close_leftovers),
+		cmocka_unit_test_teardown(window_frames_in_order, close_leftovers),
+		cmocka_unit_test_teardown(newer_host_window_survives_old_channel, close_leftovers),
+		cmocka_unit_test_teardown(bar_only_option, close_leftovers),
+		cmocka_unit_test_teardown(notify_raises_the_channel_vector, close_leftovers),
+		cmocka_unit_test_teardown(notify_msi_only_and_none, close_leftovers),
+		cmocka_unit_test_teardown(link_down_and_up_resets_like_a_peer, close_leftovers),
+		cmocka_unit_test_teardown(link_bounce_between_reads_is_a_reset, close_leftovers),
 		cmocka_unit_test(open_refuses_bad_info),
 		cmocka_unit_test(small_bar_fits_or_names_sizes),
 	};
