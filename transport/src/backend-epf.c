@@ -322,7 +322,7 @@ static void epf_describe(struct npt_link *l, char *buf, size_t len)
 		 " bytes, %s, %s %" PRIu32 " vectors)", l->spec.epf_path,
 		 l->win_shadow ? (d->info.dma == NPK_EP_DMA_ENGINE ? "host window by DMA offered" :
 				  "host window by CPU copy offered") : "BAR-only", l->lay.nchannels,
-		 d->info.bar, l->bar_size, link_bits(d->last.link, bits, sizeof(bits)),
+		 d->info.bar, l->bar_size, link_bits(d->info.link, bits, sizeof(bits)),
 		 d->info.msix_vectors ? "MSI-X" : "MSI", d->nvec);
 }
 
@@ -371,7 +371,7 @@ static int epf_dma_open(struct npt_chan *c, struct npt_dma **out)
 	e->l = l;
 	e->d = dev_of(l);
 	e->hp_bar = l->lay.chan_base + (uint64_t)c->idx * l->lay.chan_stride + l->lay.hp_offset;
-	e->hp_bus = c->win->bus + (uint64_t)c->idx * l->win_stride;
+	e->hp_bus = c->win->bus + (uint64_t)c->idx * c->win->stride;
 	e->hp_size = l->lay.hp_size;
 	*out = e;
 	return 0;

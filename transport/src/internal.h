@@ -127,6 +127,8 @@ struct npt_winmap {              /* one mapping of a host window, refcounted */
 	uint64_t size;
 	void *map; size_t maplen;    /* what to munmap */
 	uint64_t bus;                /* EP: bus address of the window */
+	uint64_t stride;             /* EP: bytes between channels' areas in it (constant
+	                                once published: readable by ref holders unlocked) */
 };
 struct npt_backend_ops {
 	const char *name;

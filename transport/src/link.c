@@ -137,6 +137,7 @@ static void ep_attach(struct npt_link *l, uint32_t gen)
 		} else if (l->ops->map_window(l, &bus, size, &w, why, sizeof(why))) {
 			status = NPL_ERR_WINMAP;
 		} else {
+			w->stride = stride;
 			l->win = w;
 			l->win_stride = stride;
 			l->window = true;
