@@ -137,7 +137,8 @@ struct npt_backend_ops {
 	int  (*map_bar)(struct npt_link *l, uint64_t size, char *err, size_t errlen);
 	/* Optional (NULL: no host window). Host: create/map its window of
 	 * `size` bytes and report its bus address in *bus. EP: map the window
-	 * the host published at bus/size. */
+	 * the host published at bus/size, or, with l->win_shadow (epf), only
+	 * allow the DMA engine to reach it (base NULL: never touched by pointer). */
 	int  (*map_window)(struct npt_link *l, uint64_t *bus, uint64_t size,
 			   struct npt_winmap **out, char *err, size_t errlen);
 	void (*unmap_window)(struct npt_link *l, struct npt_winmap *w);
