@@ -161,8 +161,14 @@ int npt_chan_open(struct npt_link *l, int idx, struct npt_chan **out)
 		 * cannot repeat the EP's last accepted session) and the BAR's
 		 * (another process may have used the channel since). */
 		session = (l->chan_session[idx] > bar_s ? l->chan_session[idx] : bar_s) + 1;
-		if (!session)
-			session = 1;
+		if (!session) {
+			/* the BAR holds the largest value: wrap from our own
+			 * last session instead, which is the one the EP most
+			 * likely accepted last, so the new one differs from it */
+			session = l->chan_session[idx] + 1;
+			if (!session)
+				session = 1;
+		}
 		l->chan_session[idx] = session;
 		if (l->window)
 			hp = l->win->base + (uint64_t)idx * l->win_stride;
