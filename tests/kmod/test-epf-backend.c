@@ -225,6 +225,76 @@ static void vector_msix_preferred_and_wraps(void **st)
 	assert_int_equal(npt_epf_vector(&in, 0, &irq), -EOPNOTSUPP);
 }
 
+#define INIT NPK_EP_LINK_INIT
+#define UP   NPK_EP_LINK_UP
+#define BME  NPK_EP_LINK_BME
+
+/* Feeds (link, events) to the follower; returns up, and the reset flag in *reset. */
+static int step(struct npt_epf_linkstate *ls, uint32_t link, uint32_t events, bool *reset)
+{
+	struct npk_ep_event ev = { .link = link, .events = events };
+
+	return npt_epf_link_step(ls, &ev, reset);
+}
+
+static void link_events_rising_edges_are_not_losses(void **st)
+{
+	struct npt_epf_linkstate ls = { .last = { .link = 0, .events = 0 } };
+	bool reset;
+
+	/* bound before the controller came up: INIT, UP, BME arrive one by one */
+	assert_int_equal(step(&ls, INIT, 1, &reset), 1);
+	assert_false(reset);
+	assert_int_equal(step(&ls, INIT | UP, 2, &reset), 1);
+	assert_false(reset);
+	assert_int_equal(step(&ls, INIT | UP | BME, 3, &reset), 1);
+	assert_false(reset);
+}
+
+static void link_events_loss_until_init_and_up(void **st)
+{
+	struct npt_epf_linkstate ls = { .last = { .link = INIT | UP | BME, .events = 3 } };
+	bool reset;
+
+	assert_int_equal(step(&ls, INIT, 4, &reset), 0);            /* link down (6.5+) */
+	assert_false(reset);
+	assert_int_equal(step(&ls, 0, 5, &reset), 0);               /* PERST# (6.11+) */
+	assert_int_equal(step(&ls, INIT, 6, &reset), 0);            /* init again, not up yet */
+	assert_false(reset);
+	assert_int_equal(step(&ls, INIT | UP, 7, &reset), 1);       /* back: lay out anew */
+	assert_true(reset);
+	assert_int_equal(step(&ls, INIT | UP | BME, 8, &reset), 1); /* bus master: no reset */
+	assert_false(reset);
+}
+
+static void link_events_bounce_between_reads(void **st)
+{
+	struct npt_epf_linkstate ls = { .last = { .link = INIT | UP, .events = 2 } };
+	bool reset;
+
+	/* down and up again before the next read: same bits, two more events */
+	assert_int_equal(step(&ls, INIT | UP, 4, &reset), 1);
+	assert_true(reset);
+	/* BME set and an UP bounce: more events than the one changed bit */
+	assert_int_equal(step(&ls, INIT | UP | BME, 7, &reset), 1);
+	assert_true(reset);
+	/* a plain BME change is one event for one bit */
+	ls.last = (struct npk_ep_event){ .link = INIT | UP, .events = 10 };
+	assert_int_equal(step(&ls, INIT | UP | BME, 11, &reset), 1);
+	assert_false(reset);
+}
+
+static void link_events_counter_wraps(void **st)
+{
+	struct npt_epf_linkstate ls = { .last = { .link = INIT | UP, .events = 0xffffffffu } };
+	bool reset;
+
+	assert_int_equal(step(&ls, INIT | UP | BME, 0, &reset), 1);  /* +1 across the wrap */
+	assert_false(reset);
+	assert_int_equal(step(&ls, INIT | UP | BME, 3, &reset), 1);  /* +3, no bit changed */
+	assert_true(reset);
+}
+
 static struct npt_link *open_ep(const struct npt_link_params *p)
 {
 	struct npt_link *l = NULL;
@@ -660,6 +730,10 @@ int main(void)
 		cmocka_unit_test(info_bar_region_limits),
 		cmocka_unit_test(info_channels_and_vectors_limits),
 		cmocka_unit_test(vector_msix_preferred_and_wraps),
+		cmocka_unit_test(link_events_rising_edges_are_not_losses),
+		cmocka_unit_test(link_events_loss_until_init_and_up),
+		cmocka_unit_test(link_events_bounce_between_reads),
+		cmocka_unit_test(link_events_counter_wraps),
 		cmocka_unit_test_teardown(bar_only_link_with_shm_host, close_leftovers),
 		cmocka_unit_test_teardown(window_mode_through_dma, close_leftovers),
 		cmocka_unit_test_teardown(window_frames_in_order, close_leftovers),

@@ -38,8 +38,7 @@ struct epf_dev {
 	int fd;
 	struct npk_ep_info info;    /* checked at open, constant afterwards */
 	uint32_t nvec;              /* MSI-X vectors, else MSI; 0 = none (the host polls) */
-	struct npk_ep_event last;   /* link state at the previous watch */
-	bool down;                  /* a link loss was seen and the link is not back yet */
+	struct npt_epf_linkstate ls; /* link state as followed by the heartbeat thread */
 	struct npt_winmap *cur_win; /* the window set in the device (under the link lock) */
 };
 
@@ -147,8 +146,8 @@ int npt_epf_open(struct npt_link *l, char *err, size_t errlen)
 		return r;
 	}
 	/* the first read returns the current state at once */
-	n = read(d->fd, &d->last, sizeof(d->last));
-	if (n != (ssize_t)sizeof(d->last)) {
+	n = read(d->fd, &d->ls.last, sizeof(d->ls.last));
+	if (n != (ssize_t)sizeof(d->ls.last)) {
 		r = n < 0 ? -errno : -EIO;
 		npt_seterr(err, errlen, "epf: %s: reading the link state: %s", path,
 			   n < 0 ? strerror(errno) : "short read");
@@ -274,43 +273,46 @@ static bool bounced(const struct npk_ep_event *a, const struct npk_ep_event *b)
 	return b->events - a->events > (uint32_t)__builtin_popcount(a->link ^ b->link);
 }
 
+int npt_epf_link_step(struct npt_epf_linkstate *s, const struct npk_ep_event *ev, bool *reset)
+{
+	/* INIT lost (unbind, PERST#) or UP lost (link down): the host lost the
+	 * BAR; so did it if a bit toggled between two reads */
+	uint32_t lost = s->last.link & ~ev->link & (NPK_EP_LINK_INIT | NPK_EP_LINK_UP);
+
+	*reset = false;
+	if (lost || bounced(&s->last, ev))
+		s->down = true;
+	s->last = *ev;
+	if (s->down && (ev->link & NPK_EP_LINK_INIT) && (ev->link & NPK_EP_LINK_UP)) {
+		s->down = false;
+		*reset = true;
+	}
+	return s->down ? 0 : 1;
+}
+
 static int epf_link_watch(struct npt_link *l, bool *reset, char *why, size_t len)
 {
 	struct epf_dev *d = dev_of(l);
 	struct npk_ep_event ev;
-	uint32_t lost;
 	char bits[64];
 	ssize_t n;
+	int up;
 
 	*reset = false;
 	n = read(d->fd, &ev, sizeof(ev));
 	if (n < 0 && errno == EAGAIN)
-		return d->down ? 0 : 1;              /* nothing changed */
+		return d->ls.down ? 0 : 1;           /* nothing changed */
 	if (n != (ssize_t)sizeof(ev)) {
 		snprintf(why, len, "epf: %s: link events: %s", l->spec.epf_path,
 			 n < 0 ? strerror(errno) : "short read");
-		d->down = true;
+		d->ls.down = true;
 		return n < 0 ? -errno : -EIO;
 	}
-	/* INIT lost (unbind, PERST#) or UP lost (link down): the host lost the
-	 * BAR; so did it if either bit toggled between two reads */
-	lost = d->last.link & ~ev.link & (NPK_EP_LINK_INIT | NPK_EP_LINK_UP);
-	if (lost || bounced(&d->last, &ev))
-		d->down = true;
-	d->last = ev;
-	if (d->down && (ev.link & NPK_EP_LINK_INIT) && (ev.link & NPK_EP_LINK_UP)) {
-		d->down = false;
-		*reset = true;
-		snprintf(why, len, "PCIe link back up (%s, %" PRIu32 " state changes)",
-			 link_bits(ev.link, bits, sizeof(bits)), ev.events);
-		return 1;
-	}
-	if (d->down) {
-		snprintf(why, len, "PCIe link down (%s, %" PRIu32 " state changes)",
-			 link_bits(ev.link, bits, sizeof(bits)), ev.events);
-		return 0;
-	}
-	return 1;
+	up = npt_epf_link_step(&d->ls, &ev, reset);
+	if (*reset || !up)
+		snprintf(why, len, "PCIe link %s (%s, %" PRIu32 " state changes)",
+			 up ? "back up" : "down", link_bits(ev.link, bits, sizeof(bits)), ev.events);
+	return up;
 }
 
 static void epf_describe(struct npt_link *l, char *buf, size_t len)

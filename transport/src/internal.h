@@ -181,6 +181,15 @@ int npt_epf_check_info(const struct npk_ep_info *info, char *err, size_t errlen)
  * vector = chan mod count + 1 (1-based; the host's vector chan mod count).
  * -EOPNOTSUPP without vectors. */
 int npt_epf_vector(const struct npk_ep_info *info, unsigned chan, struct npk_ep_irq *irq);
+/* The device's link events as the EP follows them (docs/transport.md 8.1):
+ * feed each struct npk_ep_event read; returns 1 up, 0 down; *reset when the
+ * link came back after a loss (INIT or UP dropped, or a bit toggled between
+ * two reads). last starts as the first event read. */
+struct npt_epf_linkstate {
+	struct npk_ep_event last;
+	bool down;
+};
+int npt_epf_link_step(struct npt_epf_linkstate *s, const struct npk_ep_event *ev, bool *reset);
 
 /* ---- dma-emul.c, backend-epf.c: DMA engines -------------------------------
  * One engine queue per channel, driven by the channel's thread. A transfer
