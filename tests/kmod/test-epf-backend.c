@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -721,6 +723,57 @@ static void small_bar_fits_or_names_sizes(void **st)
 	assert_non_null(strstr(err, "link part is 16773120 bytes"));
 }
 
+/* The stand-in itself follows docs/kmod.md: what a caller sees on the
+ * device is what the module would do (the backend tests rely on it). */
+static void standin_follows_the_documented_semantics(void **st)
+{
+	struct npk_ep_info info;
+	struct npk_ep_event ev;
+	struct npk_ep_irq irq = { .type = NPK_EP_IRQ_MSIX, .vector = 9 };
+	struct npk_ep_dma d = { .dir = NPK_EP_DMA_TO_HOST, .region = NPK_EP_REGION_BAR,
+				.host_addr = 0x100000, .len = 64 };
+	struct npks_state *s;
+	struct pollfd pfd;
+	int fd;
+
+	ctl("create msix=8");
+	s = state();
+	fd = open("/dev/nbd-pcie-ep0", O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(ioctl(fd, NPK_EP_IOC_INFO, &info), 0);
+	assert_int_equal(info.link, NPK_EP_LINK_INIT | NPK_EP_LINK_UP);
+	/* MAP_PRIVATE refused; a region that does not exist named */
+	assert_true(mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0) == MAP_FAILED);
+	assert_int_equal(errno, EINVAL);
+	assert_true(mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, (off_t)NPK_MMAP_OFFSET(2)) == MAP_FAILED);
+	assert_non_null(strstr(s->last_refusal, "region 2"));
+	/* the first read returns at once, then nothing until a change */
+	pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
+	assert_int_equal(poll(&pfd, 1, 0), 1);
+	assert_int_equal(read(fd, &ev, sizeof(ev)), (ssize_t)sizeof(ev));
+	assert_int_equal(poll(&pfd, 1, 0), 0);
+	ctl("link down");
+	assert_int_equal(poll(&pfd, 1, 2000), 1);
+	assert_true(pfd.revents & POLLIN);
+	assert_int_equal(read(fd, &ev, sizeof(ev)), (ssize_t)sizeof(ev));
+	assert_int_equal(ev.link, NPK_EP_LINK_INIT);
+	/* no window set: every transfer refused; vectors beyond the count refused */
+	assert_int_equal(ioctl(fd, NPK_EP_IOC_DMA, &d), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_non_null(strstr(s->last_refusal, "no host window set"));
+	assert_int_equal(ioctl(fd, NPK_EP_IOC_RAISE_IRQ, &irq), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_non_null(strstr(s->last_refusal, "MSI-X vector 9 outside 1..8"));
+	/* function removed: ENODEV, POLLERR|POLLHUP */
+	ctl("set dead=1");
+	assert_int_equal(ioctl(fd, NPK_EP_IOC_INFO, &info), -1);
+	assert_int_equal(errno, ENODEV);
+	assert_int_equal(poll(&pfd, 1, 0), 1);
+	assert_int_equal(pfd.revents, POLLERR | POLLHUP);
+	close(fd);
+	munmap(s, sizeof(*s));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -745,6 +798,7 @@ int main(void)
 		cmocka_unit_test_teardown(link_bounce_between_reads_is_a_reset, close_leftovers),
 		cmocka_unit_test(open_refuses_bad_info),
 		cmocka_unit_test(small_bar_fits_or_names_sizes),
+		cmocka_unit_test(standin_follows_the_documented_semantics),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
