@@ -5,8 +5,6 @@
  * word is set. The two full fences make this Dekker's handshake: at least
  * one side sees the other's store, so either the sleeper sees the new work
  * or the producer sees the sleeper and rings it. */
-#include <errno.h>
-
 #include "internal.h"
 
 void npt_chan_bell_init(struct npt_chan *c)
