@@ -194,6 +194,15 @@ tmpfs)
     probe "unix:$T/s.sock" default fua "$SHM.disk"
     ok "FUA writes on tmpfs"
     stop
+    # The same copies into and out of the link's staging memory (PCIe channel).
+    start_pcie "$SHM.disk"
+    fio --name=link --ioengine=nbd --uri="$(pcie_uri default)" --rw=randrw --bs=4k \
+        --iodepth=16 --size=16M --verify=crc32c --verify_state_save=0 --runtime=2 --time_based \
+        --output="$T/fio.out" || die "fio: $(cat "$T/fio.out")"
+    grep -q 'err= 0' "$T/fio.out" || die "fio reported errors: $(cat "$T/fio.out")"
+    ok "fio randrw verify=crc32c on tmpfs through the link"
+    kill -TERM "$CPID"; wait "$CPID" || true; CPID=
+    stop
     mkfile "$SHM.disk" 1M random
     start -u "$T/s.sock" "$SHM.disk"
     truncate -s 512K "$SHM.disk"
