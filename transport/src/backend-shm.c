@@ -190,6 +190,12 @@ static void shm_close(struct npt_link *l)
 	}
 }
 
+/* Host: any size in the window file, if the link string names one. */
+static uint64_t shm_win_max(struct npt_link *l)
+{
+	return l->spec.win_path[0] ? UINT64_MAX : 0;
+}
+
 static void shm_reg_path(struct npt_link *l, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s.hosts", l->spec.bar_path);
@@ -200,6 +206,7 @@ const struct npt_backend_ops npt_shm_ops = {
 	.map_bar = shm_map_bar,
 	.map_window = shm_map_window,
 	.unmap_window = shm_unmap_window,
+	.win_max = shm_win_max,
 	.close = shm_close,
 	.reg_path = shm_reg_path,
 };

@@ -71,7 +71,9 @@ int npt_chan_peer_check(struct npt_chan *c)
 	return 0;
 }
 
-static void chan_map(struct npt_chan *c, uint8_t *hp)
+/* hp: the host-polled area in the window (data: its payload bytes), or
+ * NULL for the BAR copy (BAR-only mode). */
+static void chan_map(struct npt_chan *c, uint8_t *hp, uint32_t data)
 {
 	const struct npt_layout *lay = &c->link->lay;
 	uint8_t *base = c->link->bar + lay->chan_base + (uint64_t)c->idx * lay->chan_stride;
@@ -82,8 +84,11 @@ static void chan_map(struct npt_chan *c, uint8_t *hp)
 	c->ectl = (struct npl_chan_ep_ctl *)base;
 	c->sq = (struct npl_sqe *)(base + NPL_CHAN_SQ_OFFSET);
 	c->h2e = base + NPL_CHAN_SQ_OFFSET + (size_t)c->n * sizeof(struct npl_sqe);
-	if (!hp)
+	if (!hp) {
 		hp = base + lay->hp_offset;
+		data = lay->data_per_chan;
+	}
+	c->data_size = data;
 	c->hctl = (struct npl_chan_host_ctl *)hp;
 	c->cq = (struct npl_cqe *)(hp + NPL_CHAN_CQ_OFFSET);
 	c->e2h = hp + NPL_CHAN_CQ_OFFSET + (size_t)c->n * sizeof(struct npl_cqe);
@@ -97,7 +102,7 @@ int npt_chan_open(struct npt_link *l, int idx, struct npt_chan **out)
 	struct npt_hosts_reg reg;
 	struct npt_chan *c;
 	uint8_t *hp = NULL;
-	uint32_t session = 0;
+	uint32_t session = 0, data = 0;
 	int r, i;
 
 	*out = NULL;
@@ -150,8 +155,10 @@ int npt_chan_open(struct npt_link *l, int idx, struct npt_chan **out)
 		if (!session)
 			session = 1;
 		l->chan_session[idx] = session;
-		if (l->window)
+		if (l->window) {
 			hp = l->win->base + (uint64_t)idx * l->win_stride;
+			data = l->win_data;
+		}
 	}
 	npt_hosts_unlock(l);
 	pthread_mutex_unlock(&l->lock);
@@ -162,7 +169,7 @@ int npt_chan_open(struct npt_link *l, int idx, struct npt_chan **out)
 	c->link = l;
 	c->role = NPT_ROLE_HOST;
 	c->idx = (unsigned)idx;
-	chan_map(c, hp);
+	chan_map(c, hp, data);
 	r = npt_host_chan_init(c);
 	if (r) {
 		npt_link_release_chan(l, c->idx);
@@ -193,7 +200,7 @@ int npt_chan_accept(struct npt_link *l, struct npt_chan **out)
 	struct npt_chan *c;
 	unsigned epoch;
 	int found = -1;
-	uint32_t sess = 0;
+	uint32_t sess = 0, data = 0;
 	uint8_t *hp = NULL;
 	int r;
 
@@ -236,6 +243,7 @@ int npt_chan_accept(struct npt_link *l, struct npt_chan **out)
 		c->win = l->win;
 		c->win->refs++;
 		hp = c->win->base + (uint64_t)found * l->win_stride;
+		data = l->win_data;
 	}
 	pthread_mutex_unlock(&l->lock);
 
@@ -244,7 +252,7 @@ int npt_chan_accept(struct npt_link *l, struct npt_chan **out)
 	c->idx = (unsigned)found;
 	c->session = sess;
 	c->epoch = epoch;
-	chan_map(c, hp);
+	chan_map(c, hp, data);
 	r = npt_ep_chan_init(c);
 	if (r) {
 		npt_chan_close(c);

@@ -113,8 +113,24 @@ int  npt_layout_read(const struct npl_bar_header *h, uint64_t mapped,
  * (data_per_chan shrunk; max_xfer derived unless p sets it). */
 int  npt_layout_fit(const struct npt_link_params *p, uint32_t features, uint64_t bar_size,
 		    struct npt_layout *lay, char *err, size_t errlen);
+/* The host window's parameters (docs/transport.md "The host window"): data
+ * is win_data_per_chan (0 = the layout's data_per_chan). */
 int  npt_window_check(const struct npt_layout *lay, uint64_t bus, uint64_t size,
-		      uint64_t stride, char *err, size_t errlen);
+		      uint64_t stride, uint32_t data, char *err, size_t errlen);
+/* Host: how to lay the window out in at most `max` bytes: every channel's
+ * host-polled area, payload areas shrunk (and max_xfer with them) when the
+ * layout's do not fit; -ENOSPC if even 64 KiB per channel does not. */
+struct npt_winplan {
+	uint64_t size, stride;       /* bytes to map and publish */
+	uint32_t data;               /* win_data_per_chan to publish (0 = not shrunk) */
+	uint32_t data_eff;           /* payload bytes per channel in use */
+	uint32_t max_xfer;           /* largest payload per entry the host sends */
+};
+int  npt_window_plan(const struct npt_layout *lay, uint64_t max, struct npt_winplan *wp,
+		     char *err, size_t errlen);
+/* The max_xfer a host uses with a payload area of `data` bytes (0 = the
+ * layout's): the layout's, or less for a shrunk area. */
+uint32_t npt_window_xfer(const struct npt_layout *lay, uint32_t data);
 
 /* ---- backend-*.c: where the BAR and the window come from -----------------
  * A backend maps memory; it knows nothing of rings. All callbacks may block
@@ -137,6 +153,10 @@ struct npt_backend_ops {
 	int  (*map_window)(struct npt_link *l, uint64_t *bus, uint64_t size,
 			   struct npt_winmap **out, char *err, size_t errlen);
 	void (*unmap_window)(struct npt_link *l, struct npt_winmap *w);
+	/* Optional (NULL: no window). Host: the most bytes map_window can
+	 * give (0 = none now: BAR-only; UINT64_MAX = any size). The link
+	 * shrinks the payload areas to fit (npt_window_plan). */
+	uint64_t (*win_max)(struct npt_link *l);
 	/* Required. Unmap the BAR, remove what this side created. Safe on a
 	 * half-opened link. */
 	void (*close)(struct npt_link *l);
@@ -197,6 +217,10 @@ struct npt_link {
 	struct npt_winmap *win;      /* current window mapping (under lock) */
 	uint64_t win_bus;            /* host: published bus address */
 	uint64_t win_stride;         /* bytes between channels in the window */
+	uint32_t win_data;           /* payload bytes per channel in the window (under lock) */
+	uint32_t max_xfer;           /* host: largest payload per entry it sends */
+	char mode[NPT_ERRLEN + 64];            /* host: window or BAR-only and why, for describe */
+	char bnote[192];             /* host: the backend's note (what it maps through), for describe */
 
 	pthread_mutex_t lock;        /* link state below, window, channel slots */
 	pthread_cond_t cond;
@@ -215,7 +239,7 @@ struct npt_link {
 	bool chan_busy[NPT_MAX_CHANNELS];    /* a local handle exists */
 	uint32_t chan_session[NPT_MAX_CHANNELS]; /* EP: last session accepted; host: last opened */
 	char errmsg[NPT_ERRLEN];
-	char desc[PATH_MAX + 64];
+	char desc[PATH_MAX + 640];
 };
 uint64_t npt_now_ns(void);
 const char *npt_err_name(uint32_t code);  /* NPL_ERR_* as text */
@@ -252,6 +276,7 @@ struct npt_chan {
 	struct npl_cqe *cq;
 	uint8_t *e2h;
 	uint8_t *payload;                /* payload area in the host-polled area */
+	uint32_t data_size;              /* bytes of it in use (window: maybe shrunk) */
 	struct npt_winmap *win;          /* EP: window ref held by this channel */
 	bool wc;
 	uint32_t tx, rx;                 /* own stream indices (tx produced, rx consumed) */
