@@ -19,6 +19,27 @@ static bool has_magic(int fd)
 	return pread(fd, b, 4, 0) == 4 && get_le32(b) == NPL_MAGIC;
 }
 
+/* irq=ivshmem:SOCKET: the EP rings the host (a QEMU guest) through an
+ * ivshmem server (irq-ivshmem.c); a host has nothing to ring it with. */
+static int shm_irq_open(struct npt_link *l, char *err, size_t errlen)
+{
+	if (!l->spec.irq_sock[0] || l->ivsh)
+		return 0;
+	if (l->role != NPT_ROLE_EP) {
+		npt_seterr(err, errlen, "shm: irq=ivshmem:%s rings the host from the EP; "
+			   "a host link string takes no irq=", l->spec.irq_sock);
+		return -EINVAL;
+	}
+	return npt_ivsh_open(l->spec.irq_sock, l->spec.irq_peer, &l->ivsh, err, errlen);
+}
+
+/* EP: channel chan's completions ring the host's vector chan (mod the
+ * guest's vectors), which its pci backend sleeps on (backend-pci.c). */
+static int shm_notify_ivshmem(struct npt_link *l, unsigned chan)
+{
+	return l->ivsh ? npt_ivsh_ring(l->ivsh, chan) : 0;
+}
+
 static int shm_map_bar(struct npt_link *l, uint64_t size, char *err, size_t errlen)
 {
 	const char *path = l->spec.bar_path;
@@ -69,7 +90,7 @@ map:
 	l->bar = p;
 	l->bar_map = p;
 	l->bar_maplen = l->bar_size;
-	return 0;
+	return shm_irq_open(l, err, errlen);
 fail_errno:
 	npt_seterr(err, errlen, "shm: BAR file %s: %s", path, strerror(errno));
 	return -errno;
@@ -171,6 +192,8 @@ static void shm_unmap_window(struct npt_link *l, struct npt_winmap *w)
 
 static void shm_close(struct npt_link *l)
 {
+	npt_ivsh_close(l->ivsh);
+	l->ivsh = NULL;
 	if (l->bar_map) {
 		munmap(l->bar_map, l->bar_maplen);
 		l->bar_map = NULL;
@@ -209,4 +232,5 @@ const struct npt_backend_ops npt_shm_ops = {
 	.win_max = shm_win_max,
 	.close = shm_close,
 	.reg_path = shm_reg_path,
+	.notify = shm_notify_ivshmem,
 };

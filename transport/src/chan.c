@@ -434,3 +434,8 @@ struct npl_chan_host_ctl *npt_test_hctl(struct npt_chan *c)
 {
 	return c->hctl;
 }
+
+int npt_test_notify(struct npt_link *l, unsigned chan)
+{
+	return l->ops->notify ? l->ops->notify(l, chan) : -ENOTSUP;
+}

@@ -95,6 +95,8 @@ struct npt_spec {
 	double dma_gbps;             /* emulated DMA: bandwidth model, 0 = unlimited */
 	double dma_lat_us;           /* emulated DMA: latency model, 0 = none */
 	char epf_path[PATH_MAX];     /* epf: character device */
+	char irq_sock[108];          /* shm EP: irq=ivshmem:SOCKET ("" = none) */
+	int64_t irq_peer;            /* shm EP: irq_peer=ID, -1 = the lowest other peer */
 };
 int npt_spec_parse(const char *s, struct npt_spec *out, char *err, size_t errlen);
 
@@ -179,6 +181,20 @@ extern const struct npt_backend_ops npt_shm_ops;
 extern const struct npt_backend_ops npt_pci_ops;
 int npt_epf_open(const struct npt_spec *s, char *err, size_t errlen);
 
+/* ---- irq-ivshmem.c: an ivshmem peer raising a QEMU guest's MSI-X ---------
+ * open connects to the ivshmem server at path (QEMU's ivshmem protocol) and
+ * learns the other peers' interrupt eventfds; ring writes vector
+ * `vector mod (the peer's vectors)` of peer `peer` (-1: the lowest ID that is
+ * not ours) and never blocks (-ENOTCONN: no such peer yet). Thread-safe. */
+struct npt_ivsh;
+int  npt_ivsh_open(const char *path, int64_t peer, struct npt_ivsh **out, char *err, size_t errlen);
+int  npt_ivsh_ring(struct npt_ivsh *v, unsigned vector);
+void npt_ivsh_close(struct npt_ivsh *v);   /* NULL-safe */
+/* Our own eventfd for `vector` (what another peer rings), -1 if none: a
+ * peer that plays the guest (tests). */
+int  npt_ivsh_own_fd(struct npt_ivsh *v, unsigned vector);
+int64_t npt_ivsh_id(const struct npt_ivsh *v);
+
 /* ---- dma-emul.c: DMA engines --------------------------------------------
  * One engine queue per channel, driven by the channel's thread. submit()
  * never blocks (-EAGAIN when the queue is full); poll() reports finished
@@ -204,6 +220,7 @@ struct npt_link {
 	uint64_t bar_size;
 	bool bar_wc;                 /* host: BAR mapped write-combined */
 	int bar_fd, win_fd;          /* shm backend */
+	struct npt_ivsh *ivsh;       /* shm EP: rings the host's MSI-X (irq=ivshmem:) */
 	bool bar_created, win_created;
 	bool bar_fit;                /* EP: fit the layout into a foreign BAR file */
 	bool win_join;               /* host: map the window another host process published */
@@ -350,5 +367,7 @@ void npt_seterr(char *err, size_t errlen, const char *fmt, ...)
 /* ---- test hooks (used by tests/transport and fuzz targets only) ---------- */
 uint8_t *npt_test_bar(struct npt_link *l);
 struct npl_chan_host_ctl *npt_test_hctl(struct npt_chan *c);
+/* The backend's notify for chan: -ENOTSUP if it has none. */
+int npt_test_notify(struct npt_link *l, unsigned chan);
 
 #endif /* NPT_INTERNAL_H */
