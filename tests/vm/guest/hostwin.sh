@@ -1,0 +1,97 @@
+# hostwin scenario (guest side): nbd-pcie-client in host-window mode through
+# the host module nbd-pcie-host bound to an ivshmem-doorbell device: attach,
+# O_DIRECT pattern write/read, ext4 round trip, rmmod refused while the
+# client uses the device, detach, rmmod. Host side: scenarios/hostwin.sh.
+. /tests/lib.sh
+M=1048576
+DB_BDF=0000:00:03.0
+SYS=/sys/bus/pci/devices/$DB_BDF
+HLINK=pci:$DB_BDF
+
+attr() { cat "$SYS/$1" 2>/dev/null; }
+client_pid() { pidof nbd-pcie-client; }
+# CPU time (user + system, clock ticks) of a process
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+step load
+run insmod /lib/modules/extra/nbd-pcie-host.ko win_size="$vm_win_size"
+echo nbd-pcie-host >"$SYS/driver_override" || fail "cannot set driver_override"
+echo "$DB_BDF" >/sys/bus/pci/drivers_probe || fail "drivers_probe of $DB_BDF failed"
+[ "$(attr chardev)" = nbd-pcie-host0 ] || fail "chardev of $DB_BDF is '$(attr chardev)', expected nbd-pcie-host0"
+[ "$(attr win_size)" = "$vm_win_size" ] || fail "win_size '$(attr win_size)', expected $vm_win_size"
+[ "$(attr irq_vectors)" = "$vm_vectors" ] || fail "irq_vectors '$(attr irq_vectors)', expected $vm_vectors"
+bus=$(attr win_bus_addr)
+echo "VMTEST-HOSTWIN-BUS $bus"
+
+step attach
+ctl_wait ep-up 120 >/dev/null
+irq0=$(attr irq_count)
+nbd-pcie-client -pcie "$HLINK" -N disk /dev/nbd0 >/tmp/attach.log 2>&1 ||
+    { cat /tmp/attach.log; fail "nbd-pcie-client -pcie $HLINK -N disk /dev/nbd0 failed"; }
+cat /tmp/attach.log
+wait_value_nonzero /sys/block/nbd0/size 30 || fail "/dev/nbd0 size still 0 after attach"
+[ "$(dev_bytes /dev/nbd0)" = "$vm_size" ] || fail "/dev/nbd0 is $(dev_bytes /dev/nbd0) bytes, export is $vm_size"
+# The one log line saying which mode and why.
+grep -q "over $HLINK (host window of [0-9]* bytes at bus $bus; payload areas shrunk to fit" /tmp/attach.log ||
+    fail "the client did not report host-window mode at bus $bus with shrunk payload areas"
+grep -q "through /dev/nbd-pcie-host0 (nbd-pcie-host), $vm_vectors interrupt vectors" /tmp/attach.log ||
+    fail "the client did not report the module's device and $vm_vectors vectors"
+pid=$(client_pid) || fail "no nbd-pcie-client process serves /dev/nbd0"
+cpu0=$(cpu_ticks "$pid")
+
+step write
+pattern verify /dev/nbd0 0 4M zero direct
+pattern verify /dev/nbd0 $((12 * M)) $M zero direct
+pattern write /dev/nbd0 $((4 * M)) $((8 * M)) "$vm_seed" direct sync
+# last: the read-back, so that the payload areas hold pattern data (not the
+# zeros of a read of unwritten blocks) when the host looks at them
+pattern verify /dev/nbd0 $((4 * M)) $((8 * M)) "$vm_seed" direct
+echo "VMTEST-HOSTWIN-WRITTEN"
+ack=$(ctl_wait host-checked 120)
+[ "$ack" = ok ] || fail "host check of the window said '$ack'"
+
+step in-use
+# The client holds /dev/nbd-pcie-host0 open and mapped: unloading the module
+# under it is refused, and the device keeps working.
+expect_fail rmmod nbd_pcie_host
+grep -q '^nbd_pcie_host ' /proc/modules || fail "the module unloaded while nbd-pcie-client used it"
+pattern verify /dev/nbd0 $((4 * M)) $((8 * M)) "$vm_seed" direct
+
+step fs
+run mkfs.ext4 -q -F /dev/nbd0
+run mount -t ext4 /dev/nbd0 /mnt
+mkdir -p /mnt/bin /mnt/lib
+run cp /bin/busybox /usr/bin/nbdpcie-vmtool /mnt/bin/
+run cp -r /lib/modules /mnt/lib/
+pattern write /mnt/pattern 0 16M "$vm_seed" sync
+(cd /mnt && find . -type f ! -name sums | sort | xargs md5sum) >/tmp/sums || fail "md5sum of the copied files"
+cp /tmp/sums /mnt/sums
+run umount /mnt
+echo 3 >/proc/sys/vm/drop_caches
+run mount -t ext4 -o ro /dev/nbd0 /mnt
+(cd /mnt && md5sum -c sums >/tmp/check) || { cat /tmp/check; fail "checksums differ after remount"; }
+pattern verify /mnt/pattern 0 16M "$vm_seed"
+run umount /mnt
+echo 3 >/proc/sys/vm/drop_caches
+e2fsck -fn /dev/nbd0 || fail "e2fsck -fn /dev/nbd0 not clean (exit $?)"
+
+step stats
+cpu1=$(cpu_ticks "$pid")
+irq1=$(attr irq_count)
+echo "VMTEST-HOSTWIN-STATS client_cpu_ticks=$((cpu1 - cpu0)) irq_count=$((irq1 - irq0)) uptime=$(uptime_s)"
+
+detach /dev/nbd0
+i=0
+while client_pid >/dev/null; do
+    i=$((i + 1))
+    [ $i -gt 100 ] && fail "nbd-pcie-client still running 10 s after detach"
+    sleep 0.1
+done
+
+step unload
+run rmmod nbd_pcie_host
+! grep -q '^nbd_pcie_host ' /proc/modules || fail "nbd_pcie_host still loaded after rmmod"
+if dmesg | grep -E 'BUG:|WARNING:|Oops|Call Trace'; then
+    fail "the kernel logged a warning or bug during the scenario"
+fi
+dmesg | grep -E 'nbd-pcie-host|nbd_pcie_host' | tail -n 4
