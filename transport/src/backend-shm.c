@@ -213,10 +213,14 @@ static void shm_close(struct npt_link *l)
 	}
 }
 
-/* Host: any size in the window file, if the link string names one. */
+/* Host: any size in the window file, if the link string names one, or at
+ * most win_max= (a host window smaller than the layout, as a host kernel
+ * gives: the link shrinks the payload areas). */
 static uint64_t shm_win_max(struct npt_link *l)
 {
-	return l->spec.win_path[0] ? UINT64_MAX : 0;
+	if (!l->spec.win_path[0])
+		return 0;
+	return l->spec.win_max ? l->spec.win_max : UINT64_MAX;
 }
 
 static void shm_reg_path(struct npt_link *l, char *buf, size_t len)

@@ -89,6 +89,7 @@ struct npt_spec {
 	char win_path[PATH_MAX];     /* shm: window file ("" = BAR-only) */
 	bool win_default;            /* shm:PATH form: window file is PATH.win, ours to create */
 	uint64_t win_base;           /* shm: bus address of the window = file offset */
+	uint64_t win_max;            /* shm host: most bytes of window to publish, 0 = any */
 	bool pci_by_id;              /* pci: vendor:device instead of an address */
 	unsigned domain, bus, dev, func, vendor, device;
 	int bar;                     /* pci: BAR index, -1 = the largest memory BAR */

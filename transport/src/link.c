@@ -645,7 +645,12 @@ int npt_link_open(const char *spec, enum npt_role role, const struct npt_link_pa
 	r = role == NPT_ROLE_EP ? ep_open(l, p, err, errlen) : host_open(l, p, err, errlen);
 	if (r)
 		goto fail;
-	if (l->spec.kind == NPT_KIND_SHM)
+	if (l->spec.kind == NPT_KIND_SHM && role == NPT_ROLE_HOST && l->window &&
+	    l->win_data < l->lay.data_per_chan)
+		snprintf(l->desc, sizeof(l->desc), "shm:%s (host window, payload areas shrunk to %" PRIu32
+			 " bytes, max_xfer %" PRIu32 ", %" PRIu32 " ch)", l->spec.bar_path, l->win_data,
+			 npt_link_max_xfer(l), l->lay.nchannels);
+	else if (l->spec.kind == NPT_KIND_SHM)
 		snprintf(l->desc, sizeof(l->desc), "shm:%s (%s, %" PRIu32 " ch)", l->spec.bar_path,
 			 role == NPT_ROLE_EP ? (l->lay.features & NPL_F_HOST_WINDOW ? "host window offered" : "BAR-only")
 					     : (l->window ? "host window" : "BAR-only"),

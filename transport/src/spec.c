@@ -6,7 +6,7 @@
 
 #include "internal.h"
 
-#define FORMS "accepted forms: shm:PATH, shm:bar=PATH[,win=PATH[,win_base=ADDR]][,irq=ivshmem:SOCKET[,irq_peer=ID]], " \
+#define FORMS "accepted forms: shm:PATH, shm:bar=PATH[,win=PATH[,win_base=ADDR]][,win_max=BYTES][,irq=ivshmem:SOCKET[,irq_peer=ID]], " \
 	      "pci:DDDD:BB:DD.F[,bar=N], pci:VVVV:DDDD[,bar=N], epf:/dev/DEVICE"
 
 /* ivshmem peer IDs are 16-bit (the Doorbell register's upper half). */
@@ -126,6 +126,12 @@ static int parse_shm(struct npt_spec *s, const char *spec, char *rest, char *err
 			}
 			s->irq_peer = (int64_t)id;
 			have_peer = true;
+		} else if (!strcmp(tok, "win_max")) {
+			if (parse_u64(eq + 1, &s->win_max) || s->win_max < NPL_PAGE) {
+				snprintf(why, sizeof(why), "shm: win_max \"%s\" is not a size of at least %d bytes",
+					 eq + 1, NPL_PAGE);
+				return bad(err, errlen, spec, why);
+			}
 		} else if (kv && !strcmp(tok, "win_base")) {
 			if (parse_u64(eq + 1, &s->win_base) || s->win_base % NPL_PAGE) {
 				snprintf(why, sizeof(why), "shm: win_base \"%s\" is not a multiple of %d",
