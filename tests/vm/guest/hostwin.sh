@@ -23,6 +23,15 @@ echo "$DB_BDF" >/sys/bus/pci/drivers_probe || fail "drivers_probe of $DB_BDF fai
 bus=$(attr win_bus_addr)
 echo "VMTEST-HOSTWIN-BUS $bus"
 
+step irq
+# The host rings each vector once with the transport's ivshmem client (the
+# EP's code path): each arrives as one MSI-X interrupt.
+[ "$(attr irq_count)" = 0 ] || fail "irq_count $(attr irq_count) before anything rang"
+echo "VMTEST-HOSTWIN-IRQ-READY"
+ctl_wait rung 120 >/dev/null
+wait_value "$SYS/irq_count" "$vm_vectors" 10 ||
+    fail "irq_count $(attr irq_count) 10 s after the host rang $vm_vectors vectors once each"
+
 step attach
 ctl_wait ep-up 120 >/dev/null
 irq0=$(attr irq_count)

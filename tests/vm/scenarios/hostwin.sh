@@ -7,12 +7,13 @@
 # shm backend: BAR = the doorbell's shared memory, window = the guest-RAM
 # file at the bus address the guest published (its emulated eDMA reads and
 # writes there), interrupts through the ivshmem server
-# (irq=ivshmem:SOCKET, tests/kmod/ivshmem-doorbell.c). The host checks
+# (irq=ivshmem:SOCKET, tests/kmod/ivshmem-doorbell.c; each vector is first
+# rung once by tests/kmod/ivshmem-ring.c, the same client code). The host checks
 # that payloads went through the window and not through the BAR, that the
 # backing file holds the guest's data and a clean ext4. Guest side:
 # guest/hostwin.sh.
 #
-# Besides tests/vm/lib.sh's environment: KMOD_DOORBELL (set by
+# Besides tests/vm/lib.sh's environment: KMOD_DOORBELL, KMOD_RING (set by
 # tests/vm/CMakeLists.txt; default: the build dir next to VM_LOG_DIR). The
 # module is built against /usr/src/linux-headers-<the guest kernel's release>.
 . "$(dirname "$0")/../lib.sh"
@@ -22,6 +23,7 @@ ep_require
 src=$(cd "$(dirname "$0")/../../.." && pwd)
 build=$(cd "$VM_LOG_DIR/../../.." && pwd)
 KMOD_DOORBELL=${KMOD_DOORBELL:-$build/tests/kmod/nbdpcie-ivshmem-doorbell}
+KMOD_RING=${KMOD_RING:-$build/tests/kmod/nbdpcie-ivshmem-ring}
 M=1048576
 # The doorbell device's shared memory = the link's BAR: 16 MiB (a power of
 # two, as ivshmem wants); the EP fits its layout into it (4 channels of
@@ -50,7 +52,9 @@ hostwin_cleanup() {
 }
 trap hostwin_cleanup EXIT
 
-[ -x "$KMOD_DOORBELL" ] || vm_fail "$KMOD_DOORBELL not built (cmake --build the build dir first)"
+for f in "$KMOD_DOORBELL" "$KMOD_RING"; do
+    [ -x "$f" ] || vm_fail "$f not built (cmake --build the build dir first)"
+done
 
 vm_log "building the module into $VM_WORK/modules"
 kdir=/usr/src/linux-headers-${VM_KERNEL#/boot/vmlinuz-}
@@ -105,6 +109,14 @@ for i in $(seq 50); do
 done
 grep -q "PEER 2 joined" "$VM_WORK/db.out" || vm_fail "the EP did not join the ivshmem server: $(cat "$VM_WORK/db.out")"
 vm_ctl_send ep-up=1
+
+# Interrupt delivery through the transport's ivshmem client (a peer of its
+# own, peer 3; like the EP it rings the lowest other peer, QEMU).
+vm_wait VMTEST-HOSTWIN-IRQ-READY 120
+"$KMOD_RING" "$DB_SOCK" $(seq 0 $((VECTORS - 1))) >"$VM_WORK/ring.out" 2>&1 ||
+    vm_fail "nbdpcie-ivshmem-ring failed: $(cat "$VM_WORK/ring.out")"
+[ "$(grep -c '^RANG ' "$VM_WORK/ring.out")" = $VECTORS ] || vm_fail "ivshmem-ring rang: $(cat "$VM_WORK/ring.out")"
+vm_ctl_send rung=$VECTORS
 
 # ---- the guest wrote its pattern: where did the payloads go? -------------
 vm_wait VMTEST-HOSTWIN-WRITTEN 180
