@@ -189,6 +189,10 @@ int npt_epf_open(const struct npt_spec *s, char *err, size_t errlen);
  * not ours) and never blocks (-ENOTCONN: no such peer yet). Thread-safe. */
 struct npt_ivsh;
 int  npt_ivsh_open(const char *path, int64_t peer, struct npt_ivsh **out, char *err, size_t errlen);
+/* The same over a connected socket (taken over, closed on failure); name
+ * is for messages. The fuzz target feeds the server side. */
+int  npt_ivsh_open_sock(int sock, const char *name, int64_t peer, struct npt_ivsh **out,
+			char *err, size_t errlen);
 int  npt_ivsh_ring(struct npt_ivsh *v, unsigned vector);
 void npt_ivsh_close(struct npt_ivsh *v);   /* NULL-safe */
 /* Our own eventfd for `vector` (what another peer rings), -1 if none: a

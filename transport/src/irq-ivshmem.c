@@ -196,11 +196,38 @@ static int greet(struct npt_ivsh *v, char *err, size_t errlen)
 	return 0;
 }
 
+int npt_ivsh_open_sock(int sock, const char *name, int64_t peer, struct npt_ivsh **out,
+		       char *err, size_t errlen)
+{
+	struct npt_ivsh *v;
+	int r;
+
+	*out = NULL;
+	v = calloc(1, sizeof(*v));
+	if (!v) {
+		close(sock);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&v->lock, NULL);
+	for (unsigned i = 0; i < IVSH_MAX_PEERS; i++)
+		v->peers[i].id = -1;
+	v->want = peer;
+	v->sock = sock;
+	snprintf(v->path, sizeof(v->path), "%s", name);
+	r = greet(v, err, errlen);
+	if (r) {
+		npt_ivsh_close(v);
+		return r;
+	}
+	drain(v, IVSH_BURST_MS);
+	*out = v;
+	return 0;
+}
+
 int npt_ivsh_open(const char *path, int64_t peer, struct npt_ivsh **out, char *err, size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct npt_ivsh *v;
-	int r;
+	int sock, e;
 
 	*out = NULL;
 	if (strlen(path) >= sizeof(sa.sun_path)) {
@@ -208,31 +235,17 @@ int npt_ivsh_open(const char *path, int64_t peer, struct npt_ivsh **out, char *e
 			   path, sizeof(sa.sun_path) - 1);
 		return -ENAMETOOLONG;
 	}
-	v = calloc(1, sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	pthread_mutex_init(&v->lock, NULL);
-	for (unsigned i = 0; i < IVSH_MAX_PEERS; i++)
-		v->peers[i].id = -1;
-	v->want = peer;
-	memcpy(v->path, path, strlen(path) + 1);
 	memcpy(sa.sun_path, path, strlen(path) + 1);
-	v->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (v->sock < 0 || connect(v->sock, (struct sockaddr *)&sa, sizeof(sa))) {
-		r = -errno;
+	sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (sock < 0 || connect(sock, (struct sockaddr *)&sa, sizeof(sa))) {
+		e = errno;
 		npt_seterr(err, errlen, "irq: cannot connect to the ivshmem server at %s: %s",
-			   path, strerror(errno));
-		goto fail;
+			   path, strerror(e));
+		if (sock >= 0)
+			close(sock);
+		return -e;
 	}
-	r = greet(v, err, errlen);
-	if (r)
-		goto fail;
-	drain(v, IVSH_BURST_MS);
-	*out = v;
-	return 0;
-fail:
-	npt_ivsh_close(v);
-	return r;
+	return npt_ivsh_open_sock(sock, path, peer, out, err, errlen);
 }
 
 void npt_ivsh_close(struct npt_ivsh *v)
