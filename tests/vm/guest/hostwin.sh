@@ -66,6 +66,28 @@ expect_fail rmmod nbd_pcie_host
 grep -q '^nbd_pcie_host ' /proc/modules || fail "the module unloaded while nbd-pcie-client used it"
 pattern verify /dev/nbd0 $((4 * M)) $((8 * M)) "$vm_seed" direct
 
+step perf
+# Figures only (no threshold), comparable with vm-perf's BAR-only ones:
+# O_DIRECT 1 MiB writes and reads, then 4 KiB reads at QD1, 16 MiB.
+LEN=$((16 * M))
+SMALL=512
+now_cs() { sed 's/^\([0-9]*\)\.\([0-9]*\) .*/\1\2/' /proc/uptime; }
+pattern write /tmp/pat 0 $LEN "$vm_seed"
+t0=$(now_cs)
+dd if=/tmp/pat of=/dev/nbd0 bs=1M count=$((LEN / M)) oflag=direct conv=fsync 2>/dev/null || fail "perf: dd write"
+t1=$(now_cs)
+echo "VMTEST-PERF hostwin seq-write-1M $((LEN * 100 / (t1 - t0 + 1) / M)) MiB/s ($((t1 - t0))0 ms)"
+t0=$(now_cs)
+dd if=/dev/nbd0 of=/dev/null bs=1M count=$((LEN / M)) iflag=direct 2>/dev/null || fail "perf: dd read"
+t1=$(now_cs)
+echo "VMTEST-PERF hostwin seq-read-1M $((LEN * 100 / (t1 - t0 + 1) / M)) MiB/s ($((t1 - t0))0 ms)"
+t0=$(now_cs)
+dd if=/dev/nbd0 of=/dev/null bs=4k count=$SMALL iflag=direct 2>/dev/null || fail "perf: dd read 4k"
+t1=$(now_cs)
+echo "VMTEST-PERF hostwin read-4k-qd1 $((SMALL * 100 / (t1 - t0 + 1))) IOPS ($((t1 - t0))0 ms)"
+pattern verify /dev/nbd0 0 $LEN "$vm_seed" direct
+rm -f /tmp/pat
+
 step fs
 run mkfs.ext4 -q -F /dev/nbd0
 run mount -t ext4 /dev/nbd0 /mnt
