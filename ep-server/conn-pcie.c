@@ -3,6 +3,7 @@
  * moves by DMA into EP-local memory (npt_ereq.local), where the engine reads
  * and writes them directly: no copy in the server. */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,6 +246,26 @@ static void pcie_destroy(struct srv_conn *c)
 	free(p);
 }
 
+static int pcie_poll_fd(struct srv_conn *c, unsigned *events)
+{
+	*events = POLLIN;
+	return npt_chan_wait_fd(pc(c)->ch);
+}
+
+static int pcie_arm(struct srv_conn *c)
+{
+	struct npt_chan *ch = pc(c)->ch;
+
+	if (npt_chan_wait_fd(ch) < 0)
+		return -1;
+	return npt_chan_arm(ch) ? 0 : 1;
+}
+
+static void pcie_disarm(struct srv_conn *c)
+{
+	npt_chan_disarm(pc(c)->ch);
+}
+
 static const struct srv_conn_ops pcie_ops = {
 	.kind = "pcie",
 	.recv = pcie_recv,
@@ -252,7 +273,9 @@ static const struct srv_conn_ops pcie_ops = {
 	.begin = pcie_begin,
 	.pump = pcie_pump,
 	.reply = pcie_reply,
-	.poll_fd = NULL,   /* no fd: the worker polls with back-off */
+	.poll_fd = pcie_poll_fd,   /* the channel's doorbell, or -1: back-off */
+	.arm = pcie_arm,
+	.disarm = pcie_disarm,
 	.drained = pcie_drained,
 	.destroy = pcie_destroy,
 };

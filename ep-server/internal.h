@@ -192,8 +192,15 @@ struct srv_conn_ops {
 	 * connection owns and frees q. Called also when the peer is gone. */
 	void (*reply)(struct srv_conn *c, struct srv_req *q);
 	/* Optional: fd to wait on when idle and its poll events; NULL for
-	 * connections that must be polled (PCIe channels). */
+	 * connections that must be polled. A PCIe channel returns its
+	 * doorbell (-1 when it has none: it is polled with back-off). */
 	int (*poll_fd)(struct srv_conn *c, unsigned *events);
+	/* Optional, for connections polled in memory (PCIe channels): the
+	 * worker is about to sleep. >0: armed, the peer rings poll_fd, call
+	 * disarm after the sleep; 0: work is pending, do not sleep; <0:
+	 * nothing rings us (no doorbell), poll with back-off. */
+	int (*arm)(struct srv_conn *c);
+	void (*disarm)(struct srv_conn *c);
 	/* Required: nothing left to send to the peer. */
 	bool (*drained)(struct srv_conn *c);
 	/* Required: frees the connection (called once nothing is in flight). */
@@ -220,6 +227,7 @@ struct srv_conn {
 	bool draining;          /* DISC, EOF, shutdown: no new requests */
 	bool dead;              /* the peer is gone: replies are dropped */
 	bool poll_armed, cancel_armed;
+	bool bell_armed;        /* ops->arm said "sleep": disarm after the wait */
 	unsigned poll_events;   /* what the armed poll waits for */
 	unsigned inflight;      /* requests handed to the engine, not yet replied */
 	struct nbdp_server *hs;

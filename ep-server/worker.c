@@ -1,7 +1,12 @@
 /* Workers: one thread and one io_uring each, serving the connections given
  * to it (handshake, then transmission through the engine). Socket
- * connections are waited on with io_uring polls; PCIe channels have no fd
- * and are polled with the transport's adaptive back-off. */
+ * connections are waited on with io_uring polls. PCIe channels are polled
+ * in memory: when idle, the worker polls on for NPT_BELL_SPIN_US (0 by
+ * default), then arms each channel's doorbell (npt_chan_arm) and sleeps in
+ * io_uring on the doorbell fds, at most NPT_WAIT_MAX_MS so that the link
+ * checks keep their cadence. A channel without a doorbell (a peer that does
+ * not ring, e.g. a BAR-only guest host) is polled with the transport's
+ * adaptive back-off instead. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -291,7 +296,8 @@ static void arm_poll(struct srv_worker *w, struct srv_conn *c)
 	if (c->state == SRV_C_CLOSING || !c->ops->poll_fd)
 		return;
 	fd = c->ops->poll_fd(c, &events);
-	if (c->state == SRV_C_HANDSHAKE) {
+	if (c->state == SRV_C_HANDSHAKE && !c->ops->arm) {
+		/* sockets: wait for room too (a doorbell also rings for room) */
 		const void *out;
 		events = POLLIN | (nbdp_server_pending(c->hs, &out) ? POLLOUT : 0);
 	}
@@ -344,6 +350,103 @@ static void dispatch(struct srv_worker *w, struct io_uring_cqe *cqe)
 		break;
 	}
 	}
+}
+
+static void submit_pending(struct srv_worker *w)
+{
+	if (io_uring_sq_ready(&w->ring))
+		io_uring_submit(&w->ring);
+}
+
+static void wait_us(struct srv_worker *w, unsigned us)
+{
+	struct __kernel_timespec ts = {
+		.tv_sec = us / 1000000,
+		.tv_nsec = (long long)(us % 1000000) * 1000,
+	};
+	struct io_uring_cqe *cqe;
+
+	io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
+}
+
+/* One idle wait of the worker; true when it went back to polling without
+ * sleeping (spin phase). */
+static bool idle_wait(struct srv_worker *w, bool busy_poll, bool stopping)
+{
+	bool bells = false, pending = false;
+	unsigned us = 0;
+
+	/* Channels without a doorbell need the back-off like fd-less ones. */
+	for (struct srv_conn *c = w->conns; c; c = c->next) {
+		unsigned ev;
+
+		if (!c->ops->arm || c->state == SRV_C_CLOSING)
+			continue;
+		if (c->ops->poll_fd(c, &ev) < 0)
+			busy_poll = true;
+		else
+			bells = true;
+	}
+	if (busy_poll) {
+		/* poll again after the back-off, or earlier when a completion,
+		 * a socket or a doorbell wakes us */
+		us = npt_backoff_next_us(&w->backoff);
+		if (!us) {
+			submit_pending(w);
+			return true;
+		}
+	} else if (bells && npt_backoff_spin(&w->backoff)) {
+		/* an answer is likely within a round trip: keep polling */
+		submit_pending(w);
+		return true;
+	}
+	/* About to sleep: tell the peers of the channels (a peer rings only
+	 * a sleeping side); a channel with work pending keeps us awake. */
+	for (struct srv_conn *c = w->conns; c && bells; c = c->next) {
+		int a;
+
+		if (!c->ops->arm || c->state == SRV_C_CLOSING)
+			continue;
+		a = c->ops->arm(c);
+		if (a > 0)
+			c->bell_armed = true;
+		else if (a == 0)
+			pending = true;
+	}
+	if (pending && !busy_poll) {
+		/* usually found at once; the back-off bounds a state that
+		 * stays pending without progress (a modelled DMA transfer) */
+		us = npt_backoff_next_us(&w->backoff);
+		if (!us)
+			goto disarm;
+	}
+	for (struct srv_conn *c = w->conns; c; c = c->next)
+		arm_poll(w, c);
+	if (!w->wake_armed) {
+		struct io_uring_sqe *sqe = srv_worker_sqe(w);
+		io_uring_prep_poll_add(sqe, w->efd, POLLIN);
+		io_uring_sqe_set_data(sqe, &w->wake_ev);
+		w->wake_armed = true;
+	}
+	if (us) {
+		wait_us(w, us);
+	} else if (stopping) {
+		wait_us(w, DRAIN_TICK_MS * 1000);
+	} else if (bells) {
+		/* doorbells ring for channel work; heartbeats and link checks
+		 * do not: wake up to run them at their usual cadence */
+		wait_us(w, NPT_WAIT_MAX_MS * 1000);
+	} else {
+		io_uring_submit_and_wait(&w->ring, 1);
+	}
+disarm:
+	for (struct srv_conn *c = w->conns; c; c = c->next) {
+		if (c->bell_armed) {
+			c->ops->disarm(c);
+			c->bell_armed = false;
+		}
+	}
+	return false;
 }
 
 static void *worker_main(void *arg)
@@ -416,34 +519,10 @@ static void *worker_main(void *arg)
 			continue;
 		}
 
-		/* Idle: wait for an fd, a completion, a wake-up or the back-off. */
-		for (struct srv_conn *c = w->conns; c; c = c->next)
-			arm_poll(w, c);
-		if (!w->wake_armed) {
-			struct io_uring_sqe *sqe = srv_worker_sqe(w);
-			io_uring_prep_poll_add(sqe, w->efd, POLLIN);
-			io_uring_sqe_set_data(sqe, &w->wake_ev);
-			w->wake_armed = true;
-		}
-		if (busy_poll) {
-			/* PCIe channels have no fd: poll again after the back-off,
-			 * or earlier when a completion or a socket wakes us. */
-			unsigned us = npt_backoff_next_us(&w->backoff);
-			if (us) {
-				struct __kernel_timespec ts = {
-					.tv_sec = us / 1000000,
-					.tv_nsec = (long long)(us % 1000000) * 1000,
-				};
-				io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
-			} else if (io_uring_sq_ready(&w->ring)) {
-				io_uring_submit(&w->ring);
-			}
-		} else if (stopping) {
-			struct __kernel_timespec ts = { .tv_nsec = DRAIN_TICK_MS * 1000000LL };
-			io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
-		} else {
-			io_uring_submit_and_wait(&w->ring, 1);
-		}
+		/* Idle: wait for an fd, a completion, a wake-up, a doorbell or
+		 * the back-off. */
+		if (idle_wait(w, busy_poll, stopping))
+			continue;
 	}
 	return NULL;
 }

@@ -216,6 +216,12 @@ struct npc_upstream_ops {
 	/* 0 up, -ECONNRESET / -EPROTO when the channel or link is down. */
 	int (*status)(void *ctx);
 	const char *(*error)(void *ctx);
+	/* Optional (NULL: the relay polls with back-off): the channel's
+	 * doorbell, as npt_chan_wait_fd / npt_chan_arm / npt_chan_disarm
+	 * (rung false: npt_chan_disarm_unrung). */
+	int  (*wait_fd)(void *ctx);
+	bool (*arm)(void *ctx);
+	void (*disarm)(void *ctx, bool rung);
 };
 
 /* ctx = struct npt_chan *. */

@@ -12,8 +12,11 @@
  * Socket I/O goes through io_uring: at most one RECV and one SENDMSG are in
  * flight; their completions and the link's completions are both polled from
  * memory, so a busy relay makes one io_uring_enter per loop turn at most and
- * none while it only waits for the link. When idle it backs off to
- * io_uring_wait_cqe_timeout.
+ * none while it only waits for the link. When idle it polls on for
+ * NPT_BELL_SPIN_US (0 by default), then arms the channel's doorbell and
+ * sleeps in io_uring on the socket and the doorbell (also while requests
+ * are in flight: the EP rings when it completes one). A channel without a
+ * doorbell is polled with back-off.
  *
  * READs larger than one chunk stream: the reply header is sent when the
  * first chunk completes, so the error of a later chunk cannot be reported in
@@ -21,6 +24,7 @@
  * -p, reconnects). Single-chunk requests report every error exactly. */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +125,7 @@ struct relay {
 	bool rx_close_after;      /* RX_DISCARD ends in closing (unskippable) */
 	bool recv_busy, recv_direct, eof;
 	bool send_busy;
+	bool bell_busy;           /* a poll on the doorbell is in the kernel */
 
 	struct outv outq[RELAY_OUTQ];
 	unsigned out_r, out_w;    /* ring indices (free-running) */
@@ -663,7 +668,7 @@ static void process_rx(struct relay *r)
 
 /* ------------------------------------------------------------- io_uring */
 
-enum { UD_RECV = 1, UD_SEND = 2 };
+enum { UD_RECV = 1, UD_SEND = 2, UD_BELL = 3 };
 
 static void post_recv(struct relay *r)
 {
@@ -800,6 +805,8 @@ static int drain_cqes(struct relay *r)
 			on_recv(r, cqe->res);
 		else if (cqe->user_data == UD_SEND)
 			on_send(r, cqe->res);
+		else if (cqe->user_data == UD_BELL)
+			r->bell_busy = false;
 		n++;
 	}
 	io_uring_cq_advance(&r->ring, n);
@@ -830,13 +837,43 @@ static void release_all(struct relay *r)
 		}
 }
 
+/* Sleeps until the socket, the EP's doorbell or NPT_WAIT_MAX_MS (the link
+ * checks' cadence) wakes us; false without sleeping when the channel has
+ * work pending. */
+static bool sleep_on_bell(struct relay *r, int bell_fd)
+{
+	const struct npc_relay_conf *conf = r->conf;
+	struct __kernel_timespec ts = { .tv_sec = NPT_WAIT_MAX_MS / 1000,
+					.tv_nsec = (long long)(NPT_WAIT_MAX_MS % 1000) * 1000000 };
+	struct io_uring_cqe *cqe;
+
+	if (!r->bell_busy) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+
+		if (!sqe)
+			return false;
+		io_uring_prep_poll_add(sqe, bell_fd, POLLIN);
+		io_uring_sqe_set_data64(sqe, UD_BELL);
+		r->bell_busy = true;
+	}
+	if (conf->up->arm(conf->up_ctx))
+		return false;
+	io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, NULL);
+	/* A socket completion or the timeout may have ended the sleep: with
+	 * the doorbell's poll still pending, there is nothing to consume. */
+	drain_cqes(r);
+	conf->up->disarm(conf->up_ctx, !r->bell_busy);
+	return true;
+}
+
 int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *stats, char *err,
 		  size_t errlen)
 {
 	struct relay *r = calloc(1, sizeof(*r));
 	struct npt_backoff bo;
 	unsigned turns = 0;
-	int ret;
+	int ret, bell_fd;
+	bool sq_deferred = false;  /* SQEs left for the next wait to submit */
 
 	if (!conf->max_xfer) {
 		snprintf(err, errlen, "relay: the link's largest transfer is 0 bytes");
@@ -879,6 +916,7 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 		r->rx_end = n;
 	}
 	npt_backoff_reset(&bo);
+	bell_fd = conf->up->wait_fd ? conf->up->wait_fd(conf->up_ctx) : -1;
 
 	while (!r->fatal) {
 		int work = 0;
@@ -906,13 +944,20 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 		}
 		post_recv(r);
 		post_send(r);
-		if (io_uring_sq_ready(&r->ring)) {
+		/* With a doorbell, new socket operations wait one loop turn: if
+		 * that turn finds nothing else, the sleep submits them in the
+		 * same system call as its wait (one io_uring_enter less per
+		 * request). */
+		if (io_uring_sq_ready(&r->ring) && (bell_fd < 0 || (work && sq_deferred))) {
 			ret = io_uring_submit(&r->ring);
 			if (ret < 0 && ret != -EINTR && ret != -EAGAIN) {
 				fail(r, ret, "relay: io_uring_submit: %s", strerror(-ret));
 				break;
 			}
 			work++;
+			sq_deferred = false;
+		} else if (io_uring_sq_ready(&r->ring)) {
+			sq_deferred = true;
 		}
 		if (++turns % RELAY_STATUS_EVERY == 0 || !work) {
 			int st = conf->up->status(conf->up_ctx);
@@ -924,6 +969,21 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 		if (work) {
 			npt_backoff_reset(&bo);
 			continue;
+		}
+		if (bell_fd >= 0) {
+			bool spin = npt_backoff_spin(&bo);
+
+			if (!spin && sleep_on_bell(r, bell_fd)) {
+				sq_deferred = false;   /* submitted by the wait */
+				continue;
+			}
+			/* spinning, or work pending: submit, look again */
+			if (io_uring_sq_ready(&r->ring))
+				io_uring_submit(&r->ring);
+			sq_deferred = false;
+			if (spin)
+				continue;
+			/* work pending: through the back-off */
 		}
 		unsigned us = npt_backoff_next_us(&bo);
 		if (us && r->inflight_chunks) {
@@ -943,13 +1003,13 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 	ret = r->fatal;
 	/* Cancel what the kernel may still hold, then wait for it: the buffers
 	 * belong to this frame. */
-	if (r->recv_busy || r->send_busy) {
+	if (r->recv_busy || r->send_busy || r->bell_busy) {
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
 		if (sqe) {
 			io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
 			io_uring_submit(&r->ring);
 		}
-		while (r->recv_busy || r->send_busy) {
+		while (r->recv_busy || r->send_busy || r->bell_busy) {
 			struct io_uring_cqe *cqe;
 			if (io_uring_wait_cqe(&r->ring, &cqe))
 				break;
@@ -957,6 +1017,8 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 				r->recv_busy = false;
 			else if (cqe->user_data == UD_SEND)
 				r->send_busy = false;
+			else if (cqe->user_data == UD_BELL)
+				r->bell_busy = false;
 			io_uring_cqe_seen(&r->ring, cqe);
 		}
 	}

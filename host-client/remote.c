@@ -3,6 +3,7 @@
  * npt_chan_open), and the client handshake over a channel (GO to attach,
  * INFO for a lookup, LIST for -l). */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +112,29 @@ static int flush_client(struct nbdp_client *c, struct npt_chan *ch)
 	return 0;
 }
 
+/* Nothing moved: sleep on the channel's doorbell (the EP rings when it
+ * accepts, answers or makes room), or back off when it has none. The sleep
+ * is bounded by NPT_WAIT_MAX_MS and the deadline: link checks and the
+ * timeout keep their cadence. */
+static void idle_wait(struct npt_chan *ch, struct npt_backoff *bo, int64_t deadline)
+{
+	struct pollfd p = { .fd = npt_chan_wait_fd(ch), .events = POLLIN };
+	int64_t left = deadline - now_ms();
+
+	if (p.fd >= 0) {
+		if (npt_backoff_spin(bo))
+			return;
+		if (!npt_chan_arm(ch)) {
+			poll(&p, 1, (int)(left < 0 ? 0 : left < NPT_WAIT_MAX_MS ? left : NPT_WAIT_MAX_MS));
+			npt_chan_disarm(ch);
+			return;
+		}
+	}
+	unsigned us = npt_backoff_next_us(bo);
+	if (us)
+		usleep(us);
+}
+
 int npc_remote_handshake(struct npc_link *k, const struct nbdp_client_opts *co, int timeout_ms,
 			 struct npt_chan **chan_out, struct nbdp_export *exp, char *err,
 			 size_t errlen)
@@ -193,9 +217,7 @@ int npc_remote_handshake(struct npc_link *k, const struct nbdp_client_opts *co, 
 				 timeout_ms);
 			goto fail;
 		}
-		unsigned us = npt_backoff_next_us(&bo);
-		if (us)
-			usleep(us);
+		idle_wait(ch, &bo, deadline);
 	}
 	if (exp && nbdp_client_export(c)) {
 		*exp = *nbdp_client_export(c);

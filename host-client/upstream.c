@@ -33,6 +33,24 @@ static const char *chan_error(void *ctx)
 	return npt_chan_error(ctx);
 }
 
+static int chan_wait_fd(void *ctx)
+{
+	return npt_chan_wait_fd(ctx);
+}
+
+static bool chan_arm(void *ctx)
+{
+	return npt_chan_arm(ctx);
+}
+
+static void chan_disarm(void *ctx, bool rung)
+{
+	if (rung)
+		npt_chan_disarm(ctx);
+	else
+		npt_chan_disarm_unrung(ctx);
+}
+
 const struct npc_upstream_ops npc_upstream_chan = {
 	.buf_alloc = chan_buf_alloc,
 	.buf_free = chan_buf_free,
@@ -40,4 +58,7 @@ const struct npc_upstream_ops npc_upstream_chan = {
 	.reap = chan_reap,
 	.status = chan_status,
 	.error = chan_error,
+	.wait_fd = chan_wait_fd,
+	.arm = chan_arm,
+	.disarm = chan_disarm,
 };

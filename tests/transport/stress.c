@@ -21,7 +21,37 @@ struct opts {
 	unsigned channels, ring, qd;
 	uint32_t max_len;
 	bool bar_only;
+	bool sleep;              /* idle sides sleep on doorbells (must have them) */
+	unsigned pause_us;       /* host pauses up to this after replies */
 };
+
+/* Doorbell accounting of one side: every sleep ended by a ring, none by the
+ * test's 5 s timeout (a lost wake-up), and sleeps did happen. */
+static int check_wait(const char *side, const struct opts *o)
+{
+	const struct traffic_wait *w = &traffic_wait;
+
+	if (!o->sleep)
+		return 0;
+	printf("stress %s: %llu sleeps, %llu woken by a doorbell, %llu timed out, %llu doorbells rung\n",
+	       side, (unsigned long long)w->sleeps, (unsigned long long)w->wakes,
+	       (unsigned long long)w->timeouts, (unsigned long long)w->notifies);
+	if (w->timeouts || !w->sleeps || !w->notifies) {
+		fprintf(stderr, "stress %s: FAILED: %llu lost wake-ups, %llu sleeps, %llu doorbells "
+			"(want 0 lost, > 0 sleeps and doorbells)\n", side,
+			(unsigned long long)w->timeouts, (unsigned long long)w->sleeps,
+			(unsigned long long)w->notifies);
+		return 1;
+	}
+	return 0;
+}
+
+static void set_wait(const struct opts *o)
+{
+	traffic_wait.sleep = o->sleep;
+	traffic_wait.require = o->sleep;
+	traffic_wait.timeout_ms = 5000;
+}
 
 struct host_thread {
 	pthread_t th;
@@ -75,6 +105,7 @@ static int run_ep(const char *spec, const struct opts *o)
 		fprintf(stderr, "stress ep: %s\n", err);
 		return 1;
 	}
+	set_wait(o);
 	r = traffic_ep_loop(l, NULL, true, &st);
 	npt_link_close(l);
 	printf("stress ep: %llu requests (%llu reads, %llu writes, %llu other), %llu bytes, %llu bad payloads\n",
@@ -87,7 +118,7 @@ static int run_ep(const char *spec, const struct opts *o)
 			(unsigned long long)o->requests);
 		return 1;
 	}
-	return 0;
+	return check_wait("ep", o);
 }
 
 static int run_host(const char *spec, const struct opts *o)
@@ -107,6 +138,7 @@ static int run_host(const char *spec, const struct opts *o)
 	}
 	printf("stress host: %s, %llu requests, payload 0..%u bytes, queue depth 1..%u\n",
 	       npt_link_describe(l), (unsigned long long)o->requests, o->max_len, o->qd);
+	set_wait(o);
 	t0 = t_now_ms();
 	for (unsigned i = 0; i < o->channels; i++) {
 		ths[i].l = l;
@@ -115,6 +147,7 @@ static int run_host(const char *spec, const struct opts *o)
 		ths[i].to.seed = o->seed + i;
 		ths[i].to.max_len = o->max_len;
 		ths[i].to.max_qd = o->qd;
+		ths[i].to.pause_max_us = o->pause_us;
 		pthread_create(&ths[i].th, NULL, host_main, &ths[i]);
 	}
 	for (unsigned i = 0; i < o->channels; i++) {
@@ -139,14 +172,19 @@ static int run_host(const char *spec, const struct opts *o)
 	       (unsigned long long)sum.writes, (unsigned long long)sum.others,
 	       (unsigned long long)sum.bytes, (unsigned long long)(t_now_ms() - t0),
 	       (unsigned long long)sum.bad_data, (unsigned long long)sum.bad_replies);
-	return bad || sum.bad_data || sum.bad_replies || sum.requests != o->requests ? 1 : 0;
+	if (bad || sum.bad_data || sum.bad_replies || sum.requests != o->requests)
+		return 1;
+	return check_wait("host", o);
 }
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: npt-stress [--requests N] [--channels C] [--ring N] [--qd N] [--max-len BYTES]\n"
-		   "                  [--seed S] [--bar-only]\n"
-		   "Forks an EP child and runs random verified NBD traffic over shm:/dev/shm/npt-stress-PID.\n");
+		   "                  [--seed S] [--bar-only] [--sleep] [--pause-us N]\n"
+		   "Forks an EP child and runs random verified NBD traffic over shm:/dev/shm/npt-stress-PID.\n"
+		   "--sleep: idle sides sleep on the channels' doorbells, and the run fails if one is\n"
+		   "missing, if no side slept or if a sleep was not ended by a doorbell (a lost wake-up).\n"
+		   "--pause-us N: the host pauses 0..N us after half of its reaps (the EP falls asleep).\n");
 }
 
 int main(int argc, char **argv)
@@ -155,7 +193,8 @@ int main(int argc, char **argv)
 		{ "requests", required_argument, 0, 'n' }, { "channels", required_argument, 0, 'c' },
 		{ "ring", required_argument, 0, 'r' }, { "qd", required_argument, 0, 'q' },
 		{ "max-len", required_argument, 0, 'm' }, { "seed", required_argument, 0, 's' },
-		{ "bar-only", no_argument, 0, 'b' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+		{ "bar-only", no_argument, 0, 'b' }, { "sleep", no_argument, 0, 'S' },
+		{ "pause-us", required_argument, 0, 'p' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
 	};
 	struct opts o = { .requests = 1000000, .seed = 1, .channels = 2, .ring = 128, .qd = 64,
 			  .max_len = 128 << 10 };
@@ -172,6 +211,8 @@ int main(int argc, char **argv)
 		case 'm': o.max_len = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 's': o.seed = strtoull(optarg, NULL, 0); break;
 		case 'b': o.bar_only = true; break;
+		case 'S': o.sleep = true; break;
+		case 'p': o.pause_us = (unsigned)strtoul(optarg, NULL, 0); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

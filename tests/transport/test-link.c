@@ -818,6 +818,24 @@ static void link_close_with_open_channels_defers_the_free(void **st)
 	p->hc = p->ec = NULL;
 }
 
+/* A host (or a scribble) leaves the largest session value in the BAR, twice
+ * in a row: each reopen must still be a session the EP has not seen last,
+ * or the EP would ignore the open for good. */
+static void chan_reopen_after_max_session_in_bar_is_accepted(void **st)
+{
+	struct pair *p = *st;
+
+	for (int round = 0; round < 3; round++) {
+		npt_wr32(&p->hc->ectl->session, UINT32_MAX);
+		npt_chan_close(p->hc);
+		npt_chan_close(p->ec);
+		p->hc = p->ec = NULL;
+		pair_chan(p, 0);
+		assert_int_not_equal(p->hc->session, 0);
+		assert_int_equal(p->ec->session, p->hc->session);
+	}
+}
+
 #define W(t) cmocka_unit_test_setup_teardown(t, setup_window, teardown)
 #define B(t) cmocka_unit_test_setup_teardown(t, setup_bar_only, teardown)
 #define S(t) cmocka_unit_test_setup_teardown(t, setup_stream, teardown)
@@ -861,6 +879,7 @@ int main(void)
 		W(link_close_with_open_channels_defers_the_free),
 		S(chan_open_busy_and_first_free),
 		S(chan_reopen_after_close_is_accepted),
+		S(chan_reopen_after_max_session_in_bar_is_accepted),
 		S(ep_close_seen_by_host_channel),
 		S(link_describe_and_limits),
 		B(link_describe_bar_only),

@@ -1,5 +1,6 @@
 /* See traffic.h. */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,65 @@ static void pause_us(struct npt_backoff *b)
 	}
 }
 
+struct traffic_wait traffic_wait;
+
+/* NPT_TRAFFIC_SLEEP_MS=N: sleep on doorbells, each sleep bounded by N ms
+ * (for the fault scenarios, where peers die while the other side sleeps). */
+static pthread_once_t env_once = PTHREAD_ONCE_INIT;
+
+static void env_init(void)
+{
+	const char *e = getenv("NPT_TRAFFIC_SLEEP_MS");
+
+	if (e && !traffic_wait.sleep) {
+		traffic_wait.timeout_ms = atoi(e);
+		traffic_wait.sleep = true;
+		traffic_wait.require = true;   /* every channel must have its doorbell */
+	}
+}
+
+static void count(uint64_t *v, uint64_t n)
+{
+	__atomic_add_fetch(v, n, __ATOMIC_RELAXED);
+}
+
+/* Nothing to do on c: sleep on its doorbell or back off. */
+static int idle(struct npt_chan *c, struct npt_backoff *b)
+{
+	struct pollfd p = { .events = POLLIN };
+	int n;
+
+	pthread_once(&env_once, env_init);
+	if (!traffic_wait.sleep) {
+		pause_us(b);
+		return 0;
+	}
+	p.fd = npt_chan_wait_fd(c);
+	if (p.fd < 0) {
+		if (traffic_wait.require)
+			return -ENOTSUP;
+		pause_us(b);
+		return 0;
+	}
+	if (npt_chan_arm(c)) {
+		pause_us(b);     /* work pending: look again */
+		return 0;
+	}
+	n = poll(&p, 1, traffic_wait.timeout_ms);
+	npt_chan_disarm(c);
+	count(&traffic_wait.sleeps, 1);
+	count(n == 0 ? &traffic_wait.timeouts : &traffic_wait.wakes, 1);
+	return 0;
+}
+
+static void count_notifies(struct npt_chan *c)
+{
+	struct npt_chan_stats s;
+
+	npt_chan_get_stats(c, &s);
+	count(&traffic_wait.notifies, s.notifies);
+}
+
 int traffic_host_handshake(struct npt_chan *c, int timeout_ms)
 {
 	uint64_t t0 = t_now_ms();
@@ -94,7 +154,9 @@ int traffic_host_handshake(struct npt_chan *c, int timeout_ms)
 		if (n == -EAGAIN) {
 			if ((int)(t_now_ms() - t0) > timeout_ms)
 				return -ETIMEDOUT;
-			pause_us(&b);
+			n = idle(c, &b);
+			if (n)
+				return (int)n;
 			continue;
 		}
 		if (n <= 0)
@@ -189,15 +251,24 @@ int traffic_host_run(struct npt_chan *c, const struct traffic_opts *o, struct tr
 			done += (uint64_t)r;
 			inflight -= (unsigned)r;
 			work = true;
+			if (o->pause_max_us && t_rand(&rnd) % 2) {
+				struct timespec ts = { 0, (long)(t_rand(&rnd) % o->pause_max_us) * 1000 };
+
+				nanosleep(&ts, NULL);
+			}
 		}
-		if (work)
+		if (work) {
 			npt_backoff_reset(&b);
-		else
-			pause_us(&b);
+		} else {
+			r = idle(c, &b);
+			if (r)
+				goto out;
+		}
 	}
 	r = 0;
 out:
 	st->requests += done;
+	count_notifies(c);
 	return r;
 }
 
@@ -221,7 +292,9 @@ int traffic_ep_serve(struct npt_chan *c, volatile int *stop, struct traffic_stat
 			goto out;
 		n = npt_chan_recv(c, buf + got, 5 - got);
 		if (n == -EAGAIN) {
-			pause_us(&b);
+			r = idle(c, &b);
+			if (r)
+				goto out;
 			continue;
 		}
 		if (n <= 0) {
@@ -289,14 +362,18 @@ int traffic_ep_serve(struct npt_chan *c, volatile int *stop, struct traffic_stat
 		}
 		if (npt_ep_progress(c) > 0)
 			work = true;
-		if (work)
+		if (work) {
 			npt_backoff_reset(&b);
-		else
-			pause_us(&b);
+		} else {
+			r = idle(c, &b);
+			if (r)
+				break;
+		}
 	}
 	if (r == -ECONNRESET && strstr(npt_chan_error(c), "host closed the channel"))
 		r = 0;    /* the host closed the channel: the normal end */
 out:
+	count_notifies(c);
 	if (r && getenv("NPT_TRAFFIC_VERBOSE"))
 		fprintf(stderr, "traffic ep: channel %u ends: %s (%s)\n", npt_chan_index(c),
 			strerror(-r), npt_chan_error(c));

@@ -23,7 +23,22 @@ struct traffic_opts {
 	uint32_t max_len;        /* largest payload */
 	unsigned max_qd;         /* queue depth varies randomly in 1..max_qd */
 	volatile int *stop;      /* optional: set to end early */
+	unsigned pause_max_us;   /* host: after half the reaps, pause 0..this (peer falls asleep) */
 };
+
+/* How an idle side waits (both sides, all channels of the process). With
+ * sleep set it sleeps on the channel's wait fd (npt_chan_arm, poll,
+ * npt_chan_disarm) instead of backing off. Every sleep is bounded by
+ * timeout_ms, far above any wake-up latency: a sleep that ends by it is a
+ * lost wake-up, and the tests count them instead of timing requests.
+ * NPT_TRAFFIC_SLEEP_MS=N in the environment sets sleep with timeout N. */
+struct traffic_wait {
+	bool sleep;
+	bool require;            /* a channel without a wait fd fails with -ENOTSUP */
+	int timeout_ms;
+	uint64_t sleeps, wakes, timeouts, notifies;   /* updated atomically */
+};
+extern struct traffic_wait traffic_wait;
 
 /* Host: the handshake stand-in ("HELLO" -> "OK") then frames. */
 int traffic_host_handshake(struct npt_chan *c, int timeout_ms);

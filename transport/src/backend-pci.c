@@ -420,6 +420,23 @@ static void pci_wait_ack(struct npt_link *l, unsigned chan)
 	(void)r;
 }
 
+/* The channel's handle is gone: its interrupt file goes with it (a new
+ * handle of the channel opens a fresh one, counting from then on). */
+static void pci_wait_put(struct npt_link *l, unsigned chan)
+{
+	struct pci_state *ps = st(l);
+	int fd;
+
+	if (!ps || chan >= NPT_MAX_CHANNELS)
+		return;
+	pthread_mutex_lock(&ps->lock);
+	fd = ps->wfd[chan];
+	__atomic_store_n(&ps->wfd[chan], -1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&ps->lock);
+	if (fd >= 0)
+		close(fd);
+}
+
 /* Host processes of one PCI link meet in a file named after the function:
  * $NPT_RUNDIR, else /run, else /tmp (a minimal guest may have only /tmp). */
 static void pci_reg_path(struct npt_link *l, char *buf, size_t len)
@@ -443,4 +460,5 @@ const struct npt_backend_ops npt_pci_ops = {
 	.notify = NULL,          /* no host->EP doorbell: the EP polls */
 	.wait_fd = pci_wait_fd,
 	.wait_ack = pci_wait_ack,
+	.wait_put = pci_wait_put,
 };

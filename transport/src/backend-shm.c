@@ -1,16 +1,161 @@
 /* The shm backend: the BAR is a file (in /dev/shm for development, QEMU's
  * ivshmem file for the guest test) and the host window is a second file in
- * which a bus address is a file offset. Both processes map both files. */
+ * which a bus address is a file offset. Both processes map both files.
+ *
+ * Doorbells (docs/transport.md "Notifications", "shm doorbells"): one
+ * abstract AF_UNIX datagram socket per (BAR file, side, channel), bound by
+ * the process of that side that waits on the channel; ringing is a
+ * non-blocking 1-byte sendto. The name is derived from the BAR file's
+ * device and inode, which both sides see identically, so links never share
+ * names and every process of one side finds the same socket. */
+#define _GNU_SOURCE   /* recvmmsg */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "internal.h"
+
+struct npt_shm_bells {
+	int tx;                          /* unbound datagram socket that rings */
+	int rx[NPT_MAX_CHANNELS];        /* bound per channel we wait on, -1 = none */
+	uint64_t dev, ino;               /* of the BAR file: names the link */
+};
+
+/* Abstract name "nbd-pcie-bell/DEV:INO/S/CHAN", S = 'h' (the host waits)
+ * or 'e' (the EP waits). */
+static socklen_t bell_addr(const struct npt_shm_bells *b, char side, unsigned chan,
+			   struct sockaddr_un *a)
+{
+	int n;
+
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	n = snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "nbd-pcie-bell/%" PRIx64 ":%" PRIx64
+		     "/%c/%u", b->dev, b->ino, side, chan);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+static void bells_free(struct npt_link *l)
+{
+	struct npt_shm_bells *b = l->bells;
+
+	if (!b)
+		return;
+	for (unsigned i = 0; i < NPT_MAX_CHANNELS; i++)
+		if (b->rx[i] >= 0)
+			close(b->rx[i]);
+	if (b->tx >= 0)
+		close(b->tx);
+	free(b);
+	l->bells = NULL;
+}
+
+/* Doorbells are an optimisation: without them (no memory, no socket) the
+ * link works by polling, so failures here are not errors. */
+static void bells_init(struct npt_link *l, const struct stat *st)
+{
+	struct npt_shm_bells *b;
+
+	if (l->bells)
+		return;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return;
+	for (unsigned i = 0; i < NPT_MAX_CHANNELS; i++)
+		b->rx[i] = -1;
+	b->dev = (uint64_t)st->st_dev;
+	b->ino = (uint64_t)st->st_ino;
+	b->tx = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (b->tx < 0) {
+		free(b);
+		return;
+	}
+	l->bells = b;
+}
+
+/* Never blocks. A full socket (EAGAIN) already holds a wake-up; no socket
+ * (ECONNREFUSED, ENOENT) means nobody of the other side waits on this
+ * machine (a host inside a guest, a peer that polls): both are fine. */
+static int shm_notify_ivshmem(struct npt_link *l, unsigned chan);
+
+static int shm_notify(struct npt_link *l, unsigned chan)
+{
+	struct sockaddr_un a;
+	socklen_t len;
+	char one = 1;
+
+	if (l->ivsh)
+		return shm_notify_ivshmem(l, chan);
+	if (!l->bells || chan >= NPT_MAX_CHANNELS)
+		return 0;
+	len = bell_addr(l->bells, l->role == NPT_ROLE_HOST ? 'e' : 'h', chan, &a);
+	if (sendto(l->bells->tx, &one, 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a, len) < 0 &&
+	    errno != EAGAIN && errno != ECONNREFUSED && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+/* -1 when another process of our side still holds the channel's socket
+ * (it is closing the channel): this handle then polls. */
+static int shm_wait_fd(struct npt_link *l, unsigned chan)
+{
+	struct npt_shm_bells *b = l->bells;
+	struct sockaddr_un a;
+	socklen_t len;
+	int fd;
+
+	if (!b || chan >= NPT_MAX_CHANNELS)
+		return -1;
+	if (b->rx[chan] >= 0)
+		return b->rx[chan];
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	len = bell_addr(b, l->role == NPT_ROLE_HOST ? 'h' : 'e', chan, &a);
+	if (bind(fd, (struct sockaddr *)&a, len)) {
+		close(fd);
+		return -1;
+	}
+	b->rx[chan] = fd;
+	return fd;
+}
+
+/* Datagrams drained per system call: more than the rings a sleeper
+ * normally collects, so one call empties the socket. */
+#define BELL_DRAIN 16
+
+static void shm_wait_ack(struct npt_link *l, unsigned chan)
+{
+	struct mmsghdr m[BELL_DRAIN];
+	struct iovec v[BELL_DRAIN];
+	char buf[BELL_DRAIN];
+
+	if (!l->bells || chan >= NPT_MAX_CHANNELS || l->bells->rx[chan] < 0)
+		return;
+	memset(m, 0, sizeof(m));
+	for (unsigned i = 0; i < BELL_DRAIN; i++) {
+		v[i] = (struct iovec){ .iov_base = &buf[i], .iov_len = 1 };
+		m[i].msg_hdr.msg_iov = &v[i];
+		m[i].msg_hdr.msg_iovlen = 1;
+	}
+	while (recvmmsg(l->bells->rx[chan], m, BELL_DRAIN, MSG_DONTWAIT, NULL) == BELL_DRAIN)
+		;
+}
+
+static void shm_wait_put(struct npt_link *l, unsigned chan)
+{
+	if (!l->bells || chan >= NPT_MAX_CHANNELS || l->bells->rx[chan] < 0)
+		return;
+	close(l->bells->rx[chan]);
+	l->bells->rx[chan] = -1;
+}
 
 static bool has_magic(int fd)
 {
@@ -90,6 +235,8 @@ map:
 	l->bar = p;
 	l->bar_map = p;
 	l->bar_maplen = l->bar_size;
+	if (!fstat(fd, &st))
+		bells_init(l, &st);
 	return shm_irq_open(l, err, errlen);
 fail_errno:
 	npt_seterr(err, errlen, "shm: BAR file %s: %s", path, strerror(errno));
@@ -194,6 +341,7 @@ static void shm_close(struct npt_link *l)
 {
 	npt_ivsh_close(l->ivsh);
 	l->ivsh = NULL;
+	bells_free(l);
 	if (l->bar_map) {
 		munmap(l->bar_map, l->bar_maplen);
 		l->bar_map = NULL;
@@ -236,5 +384,8 @@ const struct npt_backend_ops npt_shm_ops = {
 	.win_max = shm_win_max,
 	.close = shm_close,
 	.reg_path = shm_reg_path,
-	.notify = shm_notify_ivshmem,
+	.notify = shm_notify,
+	.wait_fd = shm_wait_fd,
+	.wait_ack = shm_wait_ack,
+	.wait_put = shm_wait_put,
 };

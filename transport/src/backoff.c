@@ -2,6 +2,7 @@
  * within a round trip, then yield the core, then sleep with a growing
  * period. Reset it whenever the loop finds work. */
 #include <sched.h>
+#include <stdlib.h>
 
 #include "internal.h"
 
@@ -49,4 +50,41 @@ unsigned npt_backoff_next_us(struct npt_backoff *b)
 		b->idle++;
 	k = SLEEP_MIN_US << (k < 7 ? k : 7);
 	return k < SLEEP_MAX_US ? k : SLEEP_MAX_US;
+}
+
+/* How long a loop with doorbells polls before it arms and sleeps
+ * (NPT_BELL_SPIN_US, docs/transport.md "Polling"). 0 by default: measured
+ * end to end on this 2-core machine (docs/performance.md
+ * "Notifications"), any spin took the core the peer (or fio) needed and
+ * raised both latency and CPU per request. */
+#define BELL_SPIN_US_DEFAULT 0
+
+static uint64_t bell_spin_ns(void)
+{
+	static long us = -1;   /* read once; a benign race rereads the same value */
+	const char *e;
+	long v;
+
+	if (__atomic_load_n(&us, __ATOMIC_RELAXED) < 0) {
+		e = getenv("NPT_BELL_SPIN_US");
+		v = e ? strtol(e, NULL, 10) : BELL_SPIN_US_DEFAULT;
+		v = v < 0 ? 0 : v > 1000000 ? 1000000 : v;   /* at most a second */
+		__atomic_store_n(&us, v, __ATOMIC_RELAXED);
+	}
+	return (uint64_t)__atomic_load_n(&us, __ATOMIC_RELAXED) * 1000;
+}
+
+bool npt_backoff_spin(struct npt_backoff *b)
+{
+	uint64_t now = npt_now_ns();
+
+	if (!b->idle) {
+		b->idle = 1;
+		b->spin_end_ns = now + bell_spin_ns();
+	}
+	if (now < b->spin_end_ns) {
+		cpu_relax();
+		return true;
+	}
+	return false;
 }

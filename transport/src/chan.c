@@ -152,8 +152,14 @@ int npt_chan_open(struct npt_link *l, int idx, struct npt_chan **out)
 		 * cannot repeat the EP's last accepted session) and the BAR's
 		 * (another process may have used the channel since). */
 		session = (l->chan_session[idx] > bar_s ? l->chan_session[idx] : bar_s) + 1;
-		if (!session)
-			session = 1;
+		if (!session) {
+			/* the BAR holds the largest value: wrap from our own
+			 * last session instead, which is the one the EP most
+			 * likely accepted last, so the new one differs from it */
+			session = l->chan_session[idx] + 1;
+			if (!session)
+				session = 1;
+		}
 		l->chan_session[idx] = session;
 		if (l->window) {
 			hp = l->win->base + (uint64_t)idx * l->win_stride;
@@ -185,11 +191,13 @@ int npt_chan_open(struct npt_link *l, int idx, struct npt_chan **out)
 		npt_wr32(&c->sq[k].seq, 0);
 	npt_wr32(&c->ectl->h2e_prod, 0);
 	npt_wr32(&c->ectl->e2h_cons, 0);
+	npt_wr32(&c->ectl->host_sleeping, NPL_AWAKE);
 	npt_wc_fence(c->wc);
 	npt_store_release32(&c->ectl->session, c->session);
 	npt_wc_fence(c->wc);
 	npt_store_release32(&c->ectl->host_state, NPL_CH_OPEN);
 	npt_wc_fence(c->wc);
+	npt_chan_bell_init(c);
 	*out = c;
 	return 0;
 }
@@ -265,8 +273,11 @@ int npt_chan_accept(struct npt_link *l, struct npt_chan **out)
 	npt_wr32(&c->hctl->e2h_prod, 0);
 	npt_wr32(&c->hctl->h2e_cons, 0);
 	npt_wr32(&c->hctl->error, 0);
+	npt_wr32(&c->hctl->ep_sleeping, NPL_AWAKE);
 	npt_store_release32(&c->hctl->ep_state, NPL_CHE_ACCEPTED);
 	npt_store_release32(&c->hctl->session, sess);
+	npt_chan_bell_init(c);
+	npt_chan_kick(c);   /* a host asleep waiting for the accept */
 	*out = c;
 	return 0;
 }
@@ -281,6 +292,8 @@ void npt_chan_close(struct npt_chan *c)
 		if (c->ectl) {
 			npt_store_release32(&c->ectl->host_state, NPL_CH_CLOSED);
 			npt_wc_fence(c->wc);
+			npt_chan_kick(c);
+			npt_chan_bell_fini(c);
 		}
 		npt_host_chan_fini(c);
 		/* after npt_link_close() the registry is no longer ours to touch */
@@ -300,6 +313,10 @@ void npt_chan_close(struct npt_chan *c)
 	} else {
 		if (c->hctl && c->status != -EPROTO)
 			npt_store_release32(&c->hctl->ep_state, NPL_CHE_CLOSED);
+		if (c->hctl) {
+			npt_chan_kick(c);
+			npt_chan_bell_fini(c);
+		}
 		npt_ep_chan_fini(c);
 		npt_link_win_put(c->link, c->win);
 	}
@@ -361,8 +378,11 @@ ssize_t npt_chan_send(struct npt_chan *c, const void *buf, size_t len)
 				     " outside %" PRIu32 "..%" PRIu32, c->idx, cons,
 				     c->tx - c->ssize, c->tx);
 	room = c->ssize - used;
-	if (!room)
+	if (!room) {
+		c->tx_blocked = len != 0;   /* npt_chan_arm waits for room */
 		return len ? -EAGAIN : 0;
+	}
+	c->tx_blocked = false;
 	if (len > room)
 		len = room;
 	pos = c->tx & (c->ssize - 1);
@@ -373,6 +393,7 @@ ssize_t npt_chan_send(struct npt_chan *c, const void *buf, size_t len)
 	npt_wc_fence(c->wc);
 	npt_store_release32(prod, c->tx);
 	npt_wc_fence(c->wc);
+	npt_chan_kick(c);
 	return (ssize_t)len;
 }
 
@@ -427,6 +448,7 @@ ssize_t npt_chan_recv(struct npt_chan *c, void *buf, size_t len)
 	npt_wc_fence(c->wc);
 	npt_store_release32(cons, c->rx);
 	npt_wc_fence(c->wc);
+	npt_chan_kick(c);   /* a peer asleep on a full stream has room now */
 	return (ssize_t)len;
 }
 

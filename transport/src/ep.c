@@ -73,6 +73,7 @@ static int reject(struct npt_chan *c, uint32_t code, const char *fmt, ...)
 	if (!c->status) {
 		npt_wr32(&c->hctl->error, code);
 		npt_store_release32(&c->hctl->ep_state, NPL_CHE_ERROR);
+		npt_chan_kick(c);
 	}
 	return npt_chan_fail(c, -EPROTO, "%s", msg);
 }
@@ -214,6 +215,7 @@ int npt_ep_fetch(struct npt_chan *c, const struct npt_ereq *r)
 		if (ret)
 			return ret;
 		t->dma_busy = true;
+		c->dma_pending++;
 		npt_ep_progress(c);
 		return 0;
 	}
@@ -244,6 +246,7 @@ static void post_cqe(struct npt_chan *c, uint32_t tag, const uint8_t reply[16], 
 	npt_store_release32(&slot->seq, c->cq_prod + 1);
 	c->cq_prod++;
 	release_tag(c, tag);
+	npt_chan_kick(c);
 }
 
 int npt_ep_complete(struct npt_chan *c, const struct npt_ereq *r, const uint8_t reply[16],
@@ -264,6 +267,7 @@ int npt_ep_complete(struct npt_chan *c, const struct npt_ereq *r, const uint8_t 
 					       data_len, r->tag | COOKIE_PUSH);
 		if (ret)
 			return ret;
+		c->dma_pending++;
 		memcpy(t->reply, reply, NPT_NBD_REPLY_SIZE);
 		t->data_len = data_len;
 		t->dma_busy = t->done_pending = true;
@@ -288,6 +292,7 @@ int npt_ep_progress(struct npt_chan *c)
 		struct npt_etag *t = &c->etags[tag];
 
 		t->dma_busy = false;
+		c->dma_pending--;
 		if (cookies[i] & COOKIE_PUSH) {
 			if (dead)
 				release_tag(c, tag);

@@ -86,6 +86,7 @@ int npt_host_submit(struct npt_chan *c, const uint8_t req[28], const struct npt_
 	npt_store_release32(&slot->seq, c->sq_prod + 1);
 	c->sq_prod++;
 	c->inflight++;
+	npt_chan_kick(c);
 	return 0;
 }
 

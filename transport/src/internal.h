@@ -55,6 +55,16 @@ static inline void npt_store_release32(__le32 *p, uint32_t v)
 {
 	__atomic_store_n((uint32_t *)p, htole32(v), __ATOMIC_RELEASE);
 }
+/* Full fence of the need-wakeup handshake (docs/transport.md
+ * "Notifications"): orders a store (a sleeper's sleeping word, a producer's
+ * publishing word) before the load that follows (the sleeper's re-check of
+ * its rings, the producer's read of the peer's sleeping word). Release and
+ * acquire do not order a store before a later load; only a seq_cst fence
+ * does (x86: mfence, which also drains write-combining buffers). */
+static inline void npt_fence_full(void)
+{
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
 /* Write-combining barrier: on a host BAR mapped write-combined, x86 stores
  * may be merged and reordered in the WC buffer and a release store does not
  * order them; an sfence (full fence elsewhere) makes the entry body reach the
@@ -177,6 +187,10 @@ struct npt_backend_ops {
 	int  (*notify)(struct npt_link *l, unsigned chan);
 	int  (*wait_fd)(struct npt_link *l, unsigned chan);
 	void (*wait_ack)(struct npt_link *l, unsigned chan);
+	/* Optional: this side no longer waits on `chan` (its channel handle
+	 * is gone): release what wait_fd set up, so that another process
+	 * of this side can wait on the channel next. */
+	void (*wait_put)(struct npt_link *l, unsigned chan);
 };
 extern const struct npt_backend_ops npt_shm_ops;
 extern const struct npt_backend_ops npt_pci_ops;
@@ -229,6 +243,7 @@ struct npt_link {
 	bool bar_created, win_created;
 	bool bar_fit;                /* EP: fit the layout into a foreign BAR file */
 	bool win_join;               /* host: map the window another host process published */
+	struct npt_shm_bells *bells; /* shm backend: doorbell sockets (backend-shm.c) */
 	int reg_fd;                  /* host: registry of the host processes (hosts.c) */
 	char reg_path[PATH_MAX];
 	void *pci_dev;               /* pci backend */
@@ -243,6 +258,11 @@ struct npt_link {
 	uint32_t max_xfer;           /* host: largest payload per entry it sends */
 	char mode[NPT_ERRLEN + 64];            /* host: window or BAR-only and why, for describe */
 	char bnote[192];             /* host: the backend's note (what it maps through), for describe */
+	bool bell_off;               /* NPT_DOORBELL=0: neither ring nor sleep */
+	bool ring_peer;              /* we ring the peer for its sleeping words (NPL_F_DOORBELL
+	                                in our features / host_features) */
+	bool peer_rings;             /* host: the EP offered NPL_F_DOORBELL;
+	                                EP: the attached host set it (under lock) */
 
 	pthread_mutex_t lock;        /* link state below, window, channel slots */
 	pthread_cond_t cond;
@@ -304,6 +324,17 @@ struct npt_chan {
 	uint32_t tx, rx;                 /* own stream indices (tx produced, rx consumed) */
 	bool frames;
 	bool accepted;                   /* host: the EP accepted our session */
+	/* notifications (doorbell.c) */
+	int wait_fd;                     /* backend's wait fd, -1: this side polls */
+	bool can_sleep;                  /* wait_fd valid and the peer rings us */
+	bool ring_peer;                  /* we ring the peer when its word is set */
+	bool armed;                      /* our sleeping word is set */
+	bool tx_blocked;                 /* last send found the stream full */
+	__le32 *my_sleep, *peer_sleep;   /* our sleeping word (peer's memory) and the peer's */
+	uint32_t sleep_seq;              /* value of our last sleep (never 0) */
+	uint32_t rang_seq;               /* the peer's sleep we last rang, 0 = none */
+	unsigned dma_pending;            /* EP: DMA transfers submitted, not yet reported */
+	uint64_t sleeps, notifies;       /* statistics */
 	int status;
 	char err[NPT_ERRLEN];
 	/* host frames */
@@ -329,6 +360,17 @@ int  npt_chan_fail(struct npt_chan *c, int err, const char *fmt, ...)
 int  npt_chan_alive(struct npt_chan *c);   /* 0 or the channel's -errno */
 /* Reads the peer's view of the channel (slow path: when a ring is empty). */
 int  npt_chan_peer_check(struct npt_chan *c);
+
+/* ---- doorbell.c: need-wakeup notifications --------------------------------
+ * npt_chan_bell_init: after the channel is mapped (and, host, accepted
+ * state reset): decides whether this side may sleep and ring the peer.
+ * npt_chan_kick: after publishing a word the peer polls (an entry's seq, a
+ * stream index, a state word): full fence, then ring the peer if its
+ * sleeping word is set. npt_chan_bell_fini: clears our word, releases the
+ * backend's wait state. */
+void npt_chan_bell_init(struct npt_chan *c);
+void npt_chan_kick(struct npt_chan *c);
+void npt_chan_bell_fini(struct npt_chan *c);
 
 /* ---- hosts.c: host processes sharing one link ---------------------------- */
 struct npt_hosts_reg {           /* host-local registry file */

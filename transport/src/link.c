@@ -144,6 +144,8 @@ static void ep_attach(struct npt_link *l, uint32_t gen)
 		}
 	}
 	npt_wr32(&h->ep_win_status, status);
+	/* The host rings us only if it says so, and only for a bit we offered. */
+	l->peer_rings = (feat & NPL_F_DOORBELL) && (l->lay.features & NPL_F_DOORBELL);
 	l->host_gen = gen;
 	bump_epoch(l);
 	if (status) {
@@ -347,6 +349,11 @@ static int ep_open(struct npt_link *l, const struct npt_link_params *p, char *er
 	uint32_t prev = 0;
 	int r;
 
+	/* We ring the host for its sleeping words if the backend can. */
+	if (l->ops->notify && !l->bell_off) {
+		features |= NPL_F_DOORBELL;
+		l->ring_peer = true;
+	}
 	r = npt_layout_compute(p, features, &l->lay, err, errlen);
 	if (r)
 		return r;
@@ -393,12 +400,20 @@ static int host_attach_new(struct npt_link *l, const struct npt_link_params *p, 
 			   int tmo, char *err, size_t errlen)
 {
 	struct npl_bar_header *h = l->hdr;
-	uint32_t gen;
+	uint32_t gen, bell = 0;
 	int r;
 
 	uint64_t max = l->ops->win_max ? l->ops->win_max(l) : 0;
 	struct npt_winplan wp;
 	char why[NPT_ERRLEN];
+
+	/* Ring the EP for its sleeping words if it offers doorbells (it then
+	 * rings us too) and our backend can. */
+	l->peer_rings = l->lay.features & NPL_F_DOORBELL;
+	if (l->peer_rings && l->ops->notify && !l->bell_off) {
+		bell = NPL_F_DOORBELL;
+		l->ring_peer = true;
+	}
 
 	l->max_xfer = l->lay.max_xfer;
 	if (!(l->lay.features & NPL_F_HOST_WINDOW)) {
@@ -429,7 +444,7 @@ static int host_attach_new(struct npt_link *l, const struct npt_link_params *p, 
 		npt_wr64(&h->win_chan_stride, wp.stride);
 		npt_wr32(&h->win_data_per_chan, wp.data);
 	}
-	npt_wr32(&h->host_features, l->window ? NPL_F_HOST_WINDOW : 0);
+	npt_wr32(&h->host_features, (l->window ? NPL_F_HOST_WINDOW : 0) | bell);
 	gen = npt_rd32(&h->host_generation) + 1;
 	l->gen = gen ? gen : 1;
 	npt_wc_fence(l->bar_wc);
@@ -467,6 +482,17 @@ static int host_join(struct npt_link *l, uint32_t gen, int32_t other, char *err,
 
 	l->gen = gen;
 	l->max_xfer = l->lay.max_xfer;
+	/* The attaching process promised the EP doorbells for every channel. */
+	l->peer_rings = l->lay.features & NPL_F_DOORBELL;
+	if (feat & NPL_F_DOORBELL) {
+		if (!l->ops->notify || l->bell_off) {
+			npt_seterr(err, errlen, "link: %s: host process %d attached it with doorbells, "
+				   "which this process cannot ring (NPT_DOORBELL=0 or another link string)",
+				   l->spec.bar_path, (int)other);
+			return -EBUSY;
+		}
+		l->ring_peer = true;
+	}
 	if (feat & NPL_F_HOST_WINDOW) {
 		uint64_t bus = npt_rd64(&h->win_bus_addr), size = npt_rd64(&h->win_size);
 		uint64_t stride = npt_rd64(&h->win_chan_stride);
@@ -642,23 +668,31 @@ int npt_link_open(const char *spec, enum npt_role role, const struct npt_link_pa
 		l->spec.dma_gbps = strtod(env, NULL);
 	if (!l->spec.dma_lat_us && (env = getenv("NPT_DMA_LAT_US")))
 		l->spec.dma_lat_us = strtod(env, NULL);
+	/* Doorbells off: the side polls as in a peer without them (tests of
+	 * that case; before/after measurements). */
+	env = getenv("NPT_DOORBELL");
+	l->bell_off = env && !strcmp(env, "0");
 	r = role == NPT_ROLE_EP ? ep_open(l, p, err, errlen) : host_open(l, p, err, errlen);
 	if (r)
 		goto fail;
 	if (l->spec.kind == NPT_KIND_SHM && role == NPT_ROLE_HOST && l->window &&
 	    l->win_data < l->lay.data_per_chan)
 		snprintf(l->desc, sizeof(l->desc), "shm:%s (host window, payload areas shrunk to %" PRIu32
-			 " bytes, max_xfer %" PRIu32 ", %" PRIu32 " ch)", l->spec.bar_path, l->win_data,
-			 npt_link_max_xfer(l), l->lay.nchannels);
+			 " bytes, max_xfer %" PRIu32 ", %" PRIu32 " ch%s)", l->spec.bar_path, l->win_data,
+			 npt_link_max_xfer(l), l->lay.nchannels,
+			 l->ring_peer && l->peer_rings ? ", doorbells" : "");
 	else if (l->spec.kind == NPT_KIND_SHM)
-		snprintf(l->desc, sizeof(l->desc), "shm:%s (%s, %" PRIu32 " ch)", l->spec.bar_path,
+		snprintf(l->desc, sizeof(l->desc), "shm:%s (%s, %" PRIu32 " ch%s)", l->spec.bar_path,
 			 role == NPT_ROLE_EP ? (l->lay.features & NPL_F_HOST_WINDOW ? "host window offered" : "BAR-only")
 					     : (l->window ? "host window" : "BAR-only"),
-			 l->lay.nchannels);
+			 l->lay.nchannels,
+			 (role == NPT_ROLE_EP ? l->ring_peer : l->ring_peer && l->peer_rings) ? ", doorbells" : "");
 	else
-		snprintf(l->desc, sizeof(l->desc), "%s (%s%s%s, %" PRIu32 " ch)", spec,
+		snprintf(l->desc, sizeof(l->desc), "%s (%s%s%s, %" PRIu32 " ch, %s)", spec,
 			 l->mode[0] ? l->mode : "BAR-only", l->bnote[0] ? "; " : "", l->bnote,
-			 l->lay.nchannels);
+			 l->lay.nchannels,
+			 l->peer_rings && l->ops->wait_fd && !l->bell_off ? "sleeps on the EP's interrupts"
+									  : "polls");
 	*out = l;
 	return 0;
 fail:

@@ -12,6 +12,8 @@ attr() { cat "$SYS/$1" 2>/dev/null; }
 client_pid() { pidof nbd-pcie-client; }
 # CPU time (user + system, clock ticks) of a process
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# uptime in centiseconds (= clock ticks at USER_HZ 100)
+now_cs() { sed 's/^\([0-9]*\)\.\([0-9]*\) .*/\1\2/' /proc/uptime; }
 
 step load
 run insmod /lib/modules/extra/nbd-pcie-host.ko win_size="$vm_win_size"
@@ -43,10 +45,11 @@ wait_value_nonzero /sys/block/nbd0/size 30 || fail "/dev/nbd0 size still 0 after
 # The one log line saying which mode and why.
 grep -q "over $HLINK (host window of [0-9]* bytes at bus $bus; payload areas shrunk to fit" /tmp/attach.log ||
     fail "the client did not report host-window mode at bus $bus with shrunk payload areas"
-grep -q "through /dev/nbd-pcie-host0 (nbd-pcie-host), $vm_vectors interrupt vectors" /tmp/attach.log ||
-    fail "the client did not report the module's device and $vm_vectors vectors"
+grep -q "through /dev/nbd-pcie-host0 (nbd-pcie-host), $vm_vectors interrupt vectors, [0-9]* ch, sleeps on the EP's interrupts)" /tmp/attach.log ||
+    fail "the client did not report the module's device, $vm_vectors vectors and sleeping on interrupts"
 pid=$(client_pid) || fail "no nbd-pcie-client process serves /dev/nbd0"
 cpu0=$(cpu_ticks "$pid")
+t0_cs=$(now_cs)
 
 step write
 pattern verify /dev/nbd0 0 4M zero direct
@@ -71,7 +74,6 @@ step perf
 # O_DIRECT 1 MiB writes and reads, then 4 KiB reads at QD1, 16 MiB.
 LEN=$((16 * M))
 SMALL=512
-now_cs() { sed 's/^\([0-9]*\)\.\([0-9]*\) .*/\1\2/' /proc/uptime; }
 pattern write /tmp/pat 0 $LEN "$vm_seed"
 t0=$(now_cs)
 dd if=/tmp/pat of=/dev/nbd0 bs=1M count=$((LEN / M)) oflag=direct conv=fsync 2>/dev/null || fail "perf: dd write"
@@ -107,9 +109,20 @@ echo 3 >/proc/sys/vm/drop_caches
 e2fsck -fn /dev/nbd0 || fail "e2fsck -fn /dev/nbd0 not clean (exit $?)"
 
 step stats
+# The client sleeps on the EP's MSI-X instead of polling: the EP rang it
+# (each ring a completion or stream bytes it slept for), and it used well
+# under the CPU a poller takes (a polling client runs flat out: about 100
+# ticks per second of wall time; 100 ticks = 1 s of CPU).
 cpu1=$(cpu_ticks "$pid")
 irq1=$(attr irq_count)
-echo "VMTEST-HOSTWIN-STATS client_cpu_ticks=$((cpu1 - cpu0)) irq_count=$((irq1 - irq0)) uptime=$(uptime_s)"
+t1_cs=$(now_cs)
+cpu=$((cpu1 - cpu0))
+wall=$((t1_cs - t0_cs))
+irqs=$((irq1 - irq0))
+echo "VMTEST-HOSTWIN-STATS client_cpu_ticks=$cpu wall_ticks=$wall irq_count=$irqs uptime=$(uptime_s)"
+[ "$irqs" -ge 32 ] || fail "only $irqs interrupts while the client served the whole run: it does not sleep on them"
+[ $((cpu * 4)) -lt $((wall * 3)) ] ||
+    fail "the client used $cpu ticks of CPU in $wall ticks of wall time (>= 3/4): it polls instead of sleeping"
 
 detach /dev/nbd0
 i=0

@@ -128,11 +128,55 @@ int  npt_ep_complete(struct npt_chan *c, const struct npt_ereq *r, const uint8_t
 	/* push data_len bytes of r->local to the host (READ success) then post the completion */
 int  npt_ep_progress(struct npt_chan *c);      /* drive DMA and deferred completions; >0 if it did work */
 
+/* ---- notifications: sleeping instead of polling (docs/transport.md "Notifications")
+ * A loop that found nothing to do on a channel may sleep on its wait fd
+ * instead of backing off:
+ *     if (!npt_chan_arm(c)) {           // published "sleeping", re-checked: nothing
+ *             poll(wait fd, POLLIN, NPT_WAIT_MAX_MS);   // or io_uring poll
+ *             npt_chan_disarm(c);
+ *     }
+ *     ... then poll the channel as usual (npt_host_reap, npt_ep_take, recv...)
+ * The peer rings the fd after it publishes anything for this channel
+ * (completions, entries, stream bytes or room, accept, close) while the
+ * sleeping word is set; no wake-up is lost. Heartbeats and link checks do
+ * not ring: bound each sleep by NPT_WAIT_MAX_MS and run the usual checks
+ * (npt_chan_status) after it. */
+#define NPT_WAIT_MAX_MS 100   /* longest sleep: a sleeping loop sees link/peer death at
+                                 most this long after the heartbeat thread declared it */
+/* The fd that turns readable (POLLIN) when the peer rings this channel, or
+ * -1: this side cannot sleep on the channel (the backend has no doorbell,
+ * or the peer does not ring; e.g. a BAR-only guest host): poll it with
+ * npt_backoff. Valid until npt_chan_close(). */
+int  npt_chan_wait_fd(struct npt_chan *c);
+/* Publishes "sleeping" and re-checks the channel. false: armed, nothing is
+ * pending, the caller may sleep on the wait fd (then calls
+ * npt_chan_disarm). true: do not sleep (work pending, the channel is down,
+ * or it has no wait fd); the channel is left disarmed. */
+bool npt_chan_arm(struct npt_chan *c);
+/* After sleeping (woken or timed out): clears "sleeping" and consumes the
+ * doorbell, before the caller polls the channel. No-op when not armed. */
+void npt_chan_disarm(struct npt_chan *c);
+/* The same after a sleep the doorbell did not end (the caller saw that the
+ * wait fd was not readable, e.g. its io_uring poll is still pending): skips
+ * consuming the doorbell, a system call. A ring that arrives meanwhile
+ * stays pending and ends the next sleep early. */
+void npt_chan_disarm_unrung(struct npt_chan *c);
+struct npt_chan_stats {
+	uint64_t sleeps;      /* npt_chan_arm() calls that let the caller sleep */
+	uint64_t notifies;    /* doorbells this side rang for the peer */
+};
+void npt_chan_get_stats(const struct npt_chan *c, struct npt_chan_stats *out);
+
 /* ---- adaptive back-off for poll loops: spin, then yield, then sleep growing to a cap */
-struct npt_backoff { unsigned idle; };
+struct npt_backoff { unsigned idle; uint64_t spin_end_ns; };
 void     npt_backoff_reset(struct npt_backoff *b);
 unsigned npt_backoff_next_us(struct npt_backoff *b);  /* 0 = keep spinning; else sleep that long (caller's own way,
                                                           e.g. io_uring_wait_cqe_timeout) */
+/* For loops that sleep on doorbells: true while they should keep polling
+ * (for NPT_BELL_SPIN_US after the last work, 0 by default: see
+ * docs/performance.md "Notifications"), false once it is time to arm and
+ * sleep. */
+bool     npt_backoff_spin(struct npt_backoff *b);
 
 #ifdef __cplusplus
 }

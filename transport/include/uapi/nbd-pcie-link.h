@@ -29,7 +29,12 @@
 /* Feature bits (npl_bar_header.features = offered by the EP,
  * host_features = the subset the host uses). Unknown bits MUST be ignored. */
 #define NPL_F_HOST_WINDOW  (1u << 0)    /* EP can reach a host window (DMA) */
-#define NPL_F_DOORBELL     (1u << 1)    /* reserved: doorbell words (not yet defined) */
+/* Doorbells (docs/transport.md "Notifications"). In features: the EP rings
+ * the host for a channel whose host_sleeping word is set. In host_features
+ * (only if offered): the host rings the EP for a channel whose ep_sleeping
+ * word is set. A side sets its own sleeping word only if the peer declared
+ * the bit and it has something to sleep on. */
+#define NPL_F_DOORBELL     (1u << 1)
 
 /* npl_bar_header.ep_state */
 #define NPL_EP_DOWN        0            /* no EP, or the EP closed the link */
@@ -43,6 +48,11 @@
 /* npl_chan_ep_ctl.host_state (channel, written by the host) */
 #define NPL_CH_CLOSED      0
 #define NPL_CH_OPEN        1
+
+/* npl_chan_ep_ctl.host_sleeping and npl_chan_host_ctl.ep_sleeping: AWAKE,
+ * or the sleeper's sleep number (non-zero, different from its previous
+ * sleep's). Readers treat every non-zero value as sleeping. */
+#define NPL_AWAKE          0
 
 /* npl_chan_host_ctl.ep_state (channel, written by the EP) */
 #define NPL_CHE_CLOSED     0
@@ -114,7 +124,9 @@ struct npl_chan_ep_ctl {
 	__le32 session;          /* changes on every open of this channel */
 	__le32 h2e_prod;         /* host->EP stream: bytes written, free running */
 	__le32 e2h_cons;         /* EP->host stream: bytes consumed, free running */
-	__le32 reserved[12];
+	__le32 host_sleeping;    /* host is (about to be) asleep on this channel: any
+	                            non-zero value (its sleep number) = ring it */
+	__le32 reserved[11];
 };
 
 /* Per channel, at the start of its host-polled area (host window, or the BAR
@@ -128,7 +140,9 @@ struct npl_chan_host_ctl {
 	__le32 e2h_prod;         /* EP->host stream: bytes written, free running */
 	__le32 h2e_cons;         /* host->EP stream: bytes consumed, free running */
 	__le32 error;            /* NPL_ERR_* when ep_state == NPL_CHE_ERROR */
-	__le32 reserved[11];
+	__le32 ep_sleeping;      /* EP is (about to be) asleep on this channel: any
+	                            non-zero value (its sleep number) = ring it */
+	__le32 reserved[10];
 };
 
 /* Submission entry: written by the host into the BAR, seq last. */
