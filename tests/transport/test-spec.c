@@ -92,6 +92,10 @@ static void spec_epf_path(void **st)
 	assert_int_equal(npt_spec_parse("epf:/dev/nbd-pcie-epf0", &s, err, sizeof(err)), 0);
 	assert_int_equal(s.kind, NPT_KIND_EPF);
 	assert_string_equal(s.epf_path, "/dev/nbd-pcie-epf0");
+	assert_false(s.epf_bar_only);
+	assert_int_equal(npt_spec_parse("epf:/dev/nbd-pcie-ep1,bar_only", &s, err, sizeof(err)), 0);
+	assert_string_equal(s.epf_path, "/dev/nbd-pcie-ep1");
+	assert_true(s.epf_bar_only);
 }
 
 static void expect_bad(const char *spec, const char *needle)
@@ -118,17 +122,31 @@ static void spec_errors_name_value_and_forms(void **st)
 	expect_bad("pci:zz:00.0", "is not DDDD:BB:DD.F");
 	expect_bad("pci:12345:1", "neither DDDD:BB:DD.F nor VVVV:DDDD");
 	expect_bad("epf:", "no device path");
+	expect_bad("epf:,bar_only", "no device path");
+	expect_bad("epf:/dev/nbd-pcie-ep0,window=1", "epf: unknown option \"window=1\"");
 }
 
-static void epf_open_is_not_supported_yet(void **st)
+static void epf_open_missing_device_names_it(void **st)
 {
 	struct npt_link *l = (void *)1;
 	char err[512];
 
-	assert_int_equal(npt_link_open("epf:/dev/nbd-pcie-epf0", NPT_ROLE_EP, NULL, &l, err, sizeof(err)), -ENOTSUP);
+	assert_int_equal(npt_link_open("epf:/nonexistent/nbd-pcie-ep9", NPT_ROLE_EP, NULL, &l, err, sizeof(err)),
+			 -ENOENT);
 	assert_null(l);
-	assert_non_null(strstr(err, "/dev/nbd-pcie-epf0"));
-	assert_non_null(strstr(err, "not available yet"));
+	assert_non_null(strstr(err, "/nonexistent/nbd-pcie-ep9"));
+	assert_non_null(strstr(err, "configfs"));
+}
+
+static void epf_link_is_ep_only(void **st)
+{
+	struct npt_link *l = (void *)1;
+	char err[512];
+
+	assert_int_equal(npt_link_open("epf:/dev/nbd-pcie-ep0", NPT_ROLE_HOST, NULL, &l, err, sizeof(err)),
+			 -EINVAL);
+	assert_null(l);
+	assert_non_null(strstr(err, "EP-side only"));
 }
 
 static void pci_link_is_host_only(void **st)
@@ -319,7 +337,8 @@ int main(void)
 		cmocka_unit_test(spec_pci_vendor_device),
 		cmocka_unit_test(spec_epf_path),
 		cmocka_unit_test(spec_errors_name_value_and_forms),
-		cmocka_unit_test(epf_open_is_not_supported_yet),
+		cmocka_unit_test(epf_open_missing_device_names_it),
+		cmocka_unit_test(epf_link_is_ep_only),
 		cmocka_unit_test(pci_link_is_host_only),
 		cmocka_unit_test(layout_defaults),
 		cmocka_unit_test(layout_rejects_bad_params),

@@ -21,6 +21,20 @@ int npt_chan_fail(struct npt_chan *c, int err, const char *fmt, ...)
 	return err;
 }
 
+void npt_chan_push_slow(struct npt_chan *c, const void *p, size_t len)
+{
+	uint64_t off = (uint64_t)((const uint8_t *)p - (const uint8_t *)c->hctl);
+	int r;
+
+	/* also after a failure: the close that follows still tells the host */
+	if (!c->dma)
+		return;
+	r = c->link->dma_ops->write(c->dma, p, off, (uint32_t)len);
+	if (r)
+		npt_chan_fail(c, r, "channel %u: window write of %zu bytes at offset %" PRIu64 ": %s",
+			      c->idx, len, off, strerror(-r));
+}
+
 int npt_chan_alive(struct npt_chan *c)
 {
 	unsigned epoch;
@@ -71,8 +85,9 @@ int npt_chan_peer_check(struct npt_chan *c)
 	return 0;
 }
 
-/* hp: the host-polled area in the window (data: its payload bytes), or
- * NULL for the BAR copy (BAR-only mode). */
+/* hp: the host-polled area in the window, or NULL for the BAR copy
+ * (BAR-only mode, or an epf EP's shadow of the window); data: the payload
+ * bytes the window gives a channel (0: the layout's data_per_chan). */
 static void chan_map(struct npt_chan *c, uint8_t *hp, uint32_t data)
 {
 	const struct npt_layout *lay = &c->link->lay;
@@ -84,11 +99,9 @@ static void chan_map(struct npt_chan *c, uint8_t *hp, uint32_t data)
 	c->ectl = (struct npl_chan_ep_ctl *)base;
 	c->sq = (struct npl_sqe *)(base + NPL_CHAN_SQ_OFFSET);
 	c->h2e = base + NPL_CHAN_SQ_OFFSET + (size_t)c->n * sizeof(struct npl_sqe);
-	if (!hp) {
+	if (!hp)
 		hp = base + lay->hp_offset;
-		data = lay->data_per_chan;
-	}
-	c->data_size = data;
+	c->data_size = data ? data : lay->data_per_chan;
 	c->hctl = (struct npl_chan_host_ctl *)hp;
 	c->cq = (struct npl_cqe *)(hp + NPL_CHAN_CQ_OFFSET);
 	c->e2h = hp + NPL_CHAN_CQ_OFFSET + (size_t)c->n * sizeof(struct npl_cqe);
@@ -250,7 +263,9 @@ int npt_chan_accept(struct npt_link *l, struct npt_chan **out)
 	if (l->window) {
 		c->win = l->win;
 		c->win->refs++;
-		hp = c->win->base + (uint64_t)found * l->win_stride;
+		c->shadow = l->win_shadow;
+		if (!c->shadow)
+			hp = c->win->base + (uint64_t)found * l->win_stride;
 		data = l->win_data;
 	}
 	pthread_mutex_unlock(&l->lock);
@@ -274,8 +289,13 @@ int npt_chan_accept(struct npt_link *l, struct npt_chan **out)
 	npt_wr32(&c->hctl->h2e_cons, 0);
 	npt_wr32(&c->hctl->error, 0);
 	npt_wr32(&c->hctl->ep_sleeping, NPL_AWAKE);
+	npt_chan_push(c, &c->hctl->ep_sleeping, sizeof(__le32));
+	npt_chan_push(c, c->cq, (size_t)c->n * sizeof(*c->cq));
+	npt_chan_push(c, &c->hctl->e2h_prod, 3 * sizeof(__le32));   /* e2h_prod, h2e_cons, error */
 	npt_store_release32(&c->hctl->ep_state, NPL_CHE_ACCEPTED);
+	npt_chan_push(c, &c->hctl->ep_state, sizeof(__le32));
 	npt_store_release32(&c->hctl->session, sess);
+	npt_chan_push(c, &c->hctl->session, sizeof(__le32));
 	npt_chan_bell_init(c);
 	npt_chan_kick(c);   /* a host asleep waiting for the accept */
 	*out = c;
@@ -311,8 +331,10 @@ void npt_chan_close(struct npt_chan *c)
 		}
 		pthread_mutex_unlock(&c->link->lock);
 	} else {
-		if (c->hctl && c->status != -EPROTO)
+		if (c->hctl && c->status != -EPROTO) {
 			npt_store_release32(&c->hctl->ep_state, NPL_CHE_CLOSED);
+			npt_chan_push(c, &c->hctl->ep_state, sizeof(__le32));
+		}
 		if (c->hctl) {
 			npt_chan_kick(c);
 			npt_chan_bell_fini(c);
@@ -389,9 +411,13 @@ ssize_t npt_chan_send(struct npt_chan *c, const void *buf, size_t len)
 	first = c->ssize - pos < len ? c->ssize - pos : (uint32_t)len;
 	memcpy(data + pos, buf, first);
 	memcpy(data, (const uint8_t *)buf + first, len - first);
+	npt_chan_push(c, data + pos, first);
+	if (len > first)
+		npt_chan_push(c, data, len - first);
 	c->tx += (uint32_t)len;
 	npt_wc_fence(c->wc);
 	npt_store_release32(prod, c->tx);
+	npt_chan_push(c, prod, sizeof(*prod));
 	npt_wc_fence(c->wc);
 	npt_chan_kick(c);
 	return (ssize_t)len;
@@ -447,6 +473,7 @@ ssize_t npt_chan_recv(struct npt_chan *c, void *buf, size_t len)
 	c->rx += (uint32_t)len;
 	npt_wc_fence(c->wc);
 	npt_store_release32(cons, c->rx);
+	npt_chan_push(c, cons, sizeof(*cons));
 	npt_wc_fence(c->wc);
 	npt_chan_kick(c);   /* a peer asleep on a full stream has room now */
 	return (ssize_t)len;

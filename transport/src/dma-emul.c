@@ -16,6 +16,7 @@ struct xfer {
 };
 
 struct npt_dma {
+	uint8_t *win;             /* the channel's host-polled area in the mapped window */
 	struct xfer *q;
 	uint32_t mask, head, tail;
 	double ns_per_byte;       /* 0: no bandwidth model */
@@ -23,10 +24,11 @@ struct npt_dma {
 	uint64_t busy_until;      /* modelled engine busy until this time */
 };
 
-static int emul_open(unsigned depth, double gbps, double lat_us, struct npt_dma **out)
+static int emul_open(struct npt_chan *c, struct npt_dma **out)
 {
 	struct npt_dma *d = calloc(1, sizeof(*d));
-	unsigned n = 1;
+	double gbps = c->link->spec.dma_gbps, lat_us = c->link->spec.dma_lat_us;
+	unsigned n = 1, depth = c->n;
 
 	if (!d)
 		return -ENOMEM;
@@ -38,6 +40,8 @@ static int emul_open(unsigned depth, double gbps, double lat_us, struct npt_dma 
 		return -ENOMEM;
 	}
 	d->mask = n - 1;
+	/* the host-polled area starts with its control line (chan.c chan_map) */
+	d->win = (uint8_t *)c->hctl;
 	d->ns_per_byte = gbps > 0 ? 8.0 / gbps : 0;   /* Gbit/s -> ns per byte */
 	d->lat_ns = (uint64_t)(lat_us * 1000.0);
 	*out = d;
@@ -49,8 +53,11 @@ static bool modelled(const struct npt_dma *d)
 	return d->ns_per_byte > 0 || d->lat_ns;
 }
 
-static int emul_submit(struct npt_dma *d, void *dst, const void *src, uint32_t len, uint32_t cookie)
+static int emul_submit(struct npt_dma *d, enum npt_dma_dir dir, void *local, uint64_t win_off,
+		       uint32_t len, uint32_t cookie)
 {
+	void *dst = dir == NPT_DMA_TO_HOST ? d->win + win_off : local;
+	const void *src = dir == NPT_DMA_TO_HOST ? (const void *)local : d->win + win_off;
 	struct xfer *x;
 
 	if (d->tail - d->head > d->mask)

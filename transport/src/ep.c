@@ -27,7 +27,11 @@ int npt_ep_chan_init(struct npt_chan *c)
 	c->fetched = calloc(c->n, sizeof(*c->fetched));
 	if (!c->etags || !c->active || !c->fetched)
 		return -ENOMEM;
-	if (c->win) {
+	if (c->win && c->shadow) {
+		/* the BAR copy of the payload area: EP memory the engine reaches */
+		c->staging = c->payload;
+		c->staging_len = 0;
+	} else if (c->win) {
 		/* The staging area mirrors the host's payload area offset for
 		 * offset; pages are only committed when a payload touches them. */
 		c->staging_len = c->data_size;
@@ -37,7 +41,9 @@ int npt_ep_chan_init(struct npt_chan *c)
 			c->staging = NULL;
 			return -ENOMEM;
 		}
-		r = l->dma_ops->open(c->n, l->spec.dma_gbps, l->spec.dma_lat_us, &c->dma);
+	}
+	if (c->win) {
+		r = l->dma_ops->open(c, &c->dma);
 		if (r)
 			return r;
 	}
@@ -49,7 +55,7 @@ void npt_ep_chan_fini(struct npt_chan *c)
 	if (c->dma)
 		c->link->dma_ops->close(c->dma);
 	c->dma = NULL;
-	if (c->staging)
+	if (c->staging && c->staging_len)
 		munmap(c->staging, c->staging_len);
 	c->staging = NULL;
 	free(c->etags);
@@ -72,7 +78,9 @@ static int reject(struct npt_chan *c, uint32_t code, const char *fmt, ...)
 	va_end(ap);
 	if (!c->status) {
 		npt_wr32(&c->hctl->error, code);
+		npt_chan_push(c, &c->hctl->error, sizeof(c->hctl->error));
 		npt_store_release32(&c->hctl->ep_state, NPL_CHE_ERROR);
+		npt_chan_push(c, &c->hctl->ep_state, sizeof(c->hctl->ep_state));
 		npt_chan_kick(c);
 	}
 	return npt_chan_fail(c, -EPROTO, "%s", msg);
@@ -210,8 +218,8 @@ int npt_ep_fetch(struct npt_chan *c, const struct npt_ereq *r)
 	if (!t || !(t->flags & NPL_SQE_TO_EP))
 		return -EINVAL;
 	if (c->win && t->len) {
-		ret = c->link->dma_ops->submit(c->dma, c->staging + t->off, c->payload + t->off,
-					       t->len, r->tag);
+		ret = c->link->dma_ops->submit(c->dma, NPT_DMA_FROM_HOST, c->staging + t->off,
+					       (uint64_t)c->link->lay.payload_offset + t->off, t->len, r->tag);
 		if (ret)
 			return ret;
 		t->dma_busy = true;
@@ -243,7 +251,9 @@ static void post_cqe(struct npt_chan *c, uint32_t tag, const uint8_t reply[16], 
 	put_le32(&e.len, data_len);
 	put_le32(&e.reserved, 0);
 	memcpy(slot, &e, offsetof(struct npl_cqe, seq));
+	npt_chan_push(c, slot, offsetof(struct npl_cqe, seq));   /* body before seq */
 	npt_store_release32(&slot->seq, c->cq_prod + 1);
+	npt_chan_push(c, &slot->seq, sizeof(slot->seq));
 	c->cq_prod++;
 	release_tag(c, tag);
 	npt_chan_kick(c);
@@ -263,8 +273,9 @@ int npt_ep_complete(struct npt_chan *c, const struct npt_ereq *r, const uint8_t 
 		return ret;
 	}
 	if (c->win && data_len) {
-		ret = c->link->dma_ops->submit(c->dma, c->payload + t->off, c->staging + t->off,
-					       data_len, r->tag | COOKIE_PUSH);
+		ret = c->link->dma_ops->submit(c->dma, NPT_DMA_TO_HOST, c->staging + t->off,
+					       (uint64_t)c->link->lay.payload_offset + t->off, data_len,
+					       r->tag | COOKIE_PUSH);
 		if (ret)
 			return ret;
 		c->dma_pending++;

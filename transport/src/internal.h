@@ -108,6 +108,7 @@ struct npt_spec {
 	char epf_path[PATH_MAX];     /* epf: character device */
 	char irq_sock[108];          /* shm EP: irq=ivshmem:SOCKET ("" = none) */
 	int64_t irq_peer;            /* shm EP: irq_peer=ID, -1 = the lowest other peer */
+	bool epf_bar_only;           /* epf: never offer a host window */
 };
 int npt_spec_parse(const char *s, struct npt_spec *out, char *err, size_t errlen);
 
@@ -154,6 +155,9 @@ struct npt_winmap {              /* one mapping of a host window, refcounted */
 	uint8_t *base;               /* first byte of the window */
 	uint64_t size;
 	void *map; size_t maplen;    /* what to munmap */
+	uint64_t bus;                /* EP: bus address of the window */
+	uint64_t stride;             /* EP: bytes between channels' areas in it (constant
+	                                once published: readable by ref holders unlocked) */
 };
 struct npt_backend_ops {
 	const char *name;
@@ -162,7 +166,8 @@ struct npt_backend_ops {
 	int  (*map_bar)(struct npt_link *l, uint64_t size, char *err, size_t errlen);
 	/* Optional (NULL: no host window). Host: create/map its window of
 	 * `size` bytes and report its bus address in *bus. EP: map the window
-	 * the host published at bus/size. */
+	 * the host published at bus/size, or, with l->win_shadow (epf), only
+	 * allow the DMA engine to reach it (base NULL: never touched by pointer). */
 	int  (*map_window)(struct npt_link *l, uint64_t *bus, uint64_t size,
 			   struct npt_winmap **out, char *err, size_t errlen);
 	void (*unmap_window)(struct npt_link *l, struct npt_winmap *w);
@@ -191,10 +196,37 @@ struct npt_backend_ops {
 	 * is gone): release what wait_fd set up, so that another process
 	 * of this side can wait on the channel next. */
 	void (*wait_put)(struct npt_link *l, unsigned chan);
+	/* Optional (EP; NULL: the physical link is always up). The physical
+	 * link as the hardware reports it, called by the heartbeat thread every
+	 * period with the link lock held; never blocks. Returns 1 up, 0 down,
+	 * or -errno (taken as down); why says what changed. *reset is set when
+	 * the link came back after a loss (the host lost the BAR meanwhile):
+	 * the EP lays the BAR out again under a new generation. */
+	int  (*link_watch)(struct npt_link *l, bool *reset, char *why, size_t len);
+	/* Optional: npt_link_describe() text (NULL: a generic one). */
+	void (*describe)(struct npt_link *l, char *buf, size_t len);
 };
 extern const struct npt_backend_ops npt_shm_ops;
 extern const struct npt_backend_ops npt_pci_ops;
-int npt_epf_open(const struct npt_spec *s, char *err, size_t errlen);
+extern const struct npt_backend_ops npt_epf_ops;
+/* backend-epf.c: opens the device and checks its INFO before the layout
+ * is computed (sets l->priv and l->dev_channels). */
+int npt_epf_open(struct npt_link *l, char *err, size_t errlen);
+/* The one check of the device's INFO (the device is untrusted input). */
+int npt_epf_check_info(const struct npk_ep_info *info, char *err, size_t errlen);
+/* Channel -> interrupt: MSI-X if the function has vectors, else MSI;
+ * vector = chan mod count + 1 (1-based; the host's vector chan mod count).
+ * -EOPNOTSUPP without vectors. */
+int npt_epf_vector(const struct npk_ep_info *info, unsigned chan, struct npk_ep_irq *irq);
+/* The device's link events as the EP follows them (docs/transport.md 8.1):
+ * feed each struct npk_ep_event read; returns 1 up, 0 down; *reset when the
+ * link came back after a loss (INIT or UP dropped, or a bit toggled between
+ * two reads). last starts as the first event read. */
+struct npt_epf_linkstate {
+	struct npk_ep_event last;
+	bool down;
+};
+int npt_epf_link_step(struct npt_epf_linkstate *s, const struct npk_ep_event *ev, bool *reset);
 
 /* ---- irq-ivshmem.c: an ivshmem peer raising a QEMU guest's MSI-X ---------
  * open connects to the ivshmem server at path (QEMU's ivshmem protocol) and
@@ -214,20 +246,35 @@ void npt_ivsh_close(struct npt_ivsh *v);   /* NULL-safe */
 int  npt_ivsh_own_fd(struct npt_ivsh *v, unsigned vector);
 int64_t npt_ivsh_id(const struct npt_ivsh *v);
 
-/* ---- dma-emul.c: DMA engines --------------------------------------------
- * One engine queue per channel, driven by the channel's thread. submit()
- * never blocks (-EAGAIN when the queue is full); poll() reports finished
- * transfers in submission order by their cookie. Buffers stay owned by the
- * caller and must stay valid until the transfer is reported. */
+/* ---- dma-emul.c, backend-epf.c: DMA engines -------------------------------
+ * One engine queue per channel, driven by the channel's thread. A transfer
+ * moves len bytes between EP-local memory (`local`) and the channel's
+ * host-polled area in the host window at byte offset `win_off` (a payload:
+ * payload_offset + its offset). The host side is named by window offset,
+ * never by pointer: a real EP cannot map host memory, only DMA to it.
+ * submit() does not wait for the peer (-EAGAIN when the queue is full);
+ * poll() reports finished transfers in submission order by their cookie.
+ * local stays owned by the caller and valid until the transfer is reported.
+ * The emulated engine copies with memcpy into the mapped window; the epf
+ * engine runs each transfer through NPK_EP_IOC_DMA inside submit() (the
+ * ioctl returns when the data has arrived, so submit blocks that long). */
+enum npt_dma_dir { NPT_DMA_TO_HOST, NPT_DMA_FROM_HOST };
 struct npt_dma;
 struct npt_dma_ops {
 	const char *name;
-	int  (*open)(unsigned depth, double gbps, double lat_us, struct npt_dma **out);
-	int  (*submit)(struct npt_dma *d, void *dst, const void *src, uint32_t len, uint32_t cookie);
+	int  (*open)(struct npt_chan *c, struct npt_dma **out);
+	int  (*submit)(struct npt_dma *d, enum npt_dma_dir dir, void *local, uint64_t win_off,
+		       uint32_t len, uint32_t cookie);
 	int  (*poll)(struct npt_dma *d, uint32_t *cookies, unsigned max);
+	/* Required for engines of links with win_shadow: the window writer.
+	 * Stores len bytes of the channel's EP-side shadow of its host-polled
+	 * area (local) at the same offset win_off in the window, synchronously:
+	 * on return they have arrived, so successive writes arrive in order. */
+	int  (*write)(struct npt_dma *d, const void *local, uint64_t win_off, uint32_t len);
 	void (*close)(struct npt_dma *d);
 };
 extern const struct npt_dma_ops npt_dma_emul_ops;
+extern const struct npt_dma_ops npt_dma_epf_ops;
 
 /* ---- link.c ---------------------------------------------------------------- */
 struct npt_link {
@@ -247,6 +294,12 @@ struct npt_link {
 	int reg_fd;                  /* host: registry of the host processes (hosts.c) */
 	char reg_path[PATH_MAX];
 	void *pci_dev;               /* pci backend */
+	void *priv;                  /* epf backend: its device state */
+	unsigned dev_channels;       /* EP: channel count the device is configured for, 0 = none */
+	bool phys_down;              /* EP: the physical link is down (link_watch) */
+	bool win_shadow;             /* EP: the window is reached by DMA only (epf): channels
+	                                keep their host-polled area in its BAR copy (the shadow)
+	                                and push what they write there (npt_chan_push) */
 	void *bar_map; size_t bar_maplen;
 	struct npl_bar_header *hdr;
 	struct npt_layout lay;       /* validated copy: never re-read from the BAR */
@@ -320,6 +373,8 @@ struct npt_chan {
 	uint8_t *payload;                /* payload area in the host-polled area */
 	uint32_t data_size;              /* bytes of it in use (window: maybe shrunk) */
 	struct npt_winmap *win;          /* EP: window ref held by this channel */
+	bool shadow;                     /* EP: hctl/cq/e2h/payload are the BAR shadow of the
+	                                    window's area; npt_chan_push() copies stores across */
 	bool wc;
 	uint32_t tx, rx;                 /* own stream indices (tx produced, rx consumed) */
 	bool frames;
@@ -358,6 +413,16 @@ struct npt_chan {
 int  npt_chan_fail(struct npt_chan *c, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 int  npt_chan_alive(struct npt_chan *c);   /* 0 or the channel's -errno */
+/* EP, after a store into the host-polled area: in shadow mode, carry the
+ * bytes [p, p + len) to the window (through the engine's window writer; a
+ * failure fails the channel); otherwise the store already is in the window.
+ * Callers push data before the word that publishes it, as they store. */
+void npt_chan_push_slow(struct npt_chan *c, const void *p, size_t len);
+static inline void npt_chan_push(struct npt_chan *c, const void *p, size_t len)
+{
+	if (unlikely(c->shadow))
+		npt_chan_push_slow(c, p, len);
+}
 /* Reads the peer's view of the channel (slow path: when a ring is empty). */
 int  npt_chan_peer_check(struct npt_chan *c);
 

@@ -72,6 +72,7 @@ void npt_link_win_put(struct npt_link *l, struct npt_winmap *w)
 
 static void link_free(struct npt_link *l);
 static bool any_chan_locked(const struct npt_link *l);
+static void ep_bringup(struct npt_link *l, uint32_t prev);
 
 void npt_link_release_chan(struct npt_link *l, unsigned idx)
 {
@@ -137,6 +138,7 @@ static void ep_attach(struct npt_link *l, uint32_t gen)
 		} else if (l->ops->map_window(l, &bus, size, &w, why, sizeof(why))) {
 			status = NPL_ERR_WINMAP;
 		} else {
+			w->stride = stride;
 			l->win = w;
 			l->win_stride = stride;
 			l->win_data = data ? data : l->lay.data_per_chan;
@@ -196,6 +198,42 @@ static bool peer_silent(struct npt_link *l, uint64_t now)
 	l->peer_idle++;
 	return now - l->peer_hb_ns >= (uint64_t)NPT_PEER_DEAD_MS * 1000000 &&
 	       l->peer_idle >= DEAD_CHECKS;
+}
+
+/* The physical link (backends that know it, e.g. epf): a loss takes the
+ * link down like a host reset (channels fail, the window is dropped,
+ * ep_state DOWN); its return lays the BAR out again under a new generation
+ * (the host re-enumerated and lost everything). Returns true while down:
+ * the EP then neither beats nor watches the host. Lock held. */
+static bool ep_follow_phys(struct npt_link *l)
+{
+	char why[NPT_ERRLEN] = "";
+	bool reset = false;
+	int up = l->ops->link_watch(l, &reset, why, sizeof(why));
+
+	if (up <= 0) {
+		if (!l->phys_down) {
+			l->phys_down = true;
+			if (l->window) {
+				l->window = false;
+				win_put_locked(l, l->win);
+				l->win = NULL;
+			}
+			npt_store_release32(&l->hdr->ep_state, NPL_EP_DOWN);
+			link_set_err(l, "%s", why[0] ? why : "PCIe link down");
+			set_down(l, -ENOLINK);
+			bump_epoch(l);
+		}
+		return true;
+	}
+	if (l->phys_down || reset) {
+		l->phys_down = false;
+		ep_bringup(l, l->gen);
+		link_set_err(l, "waiting for a host (%s, generation %" PRIu32 ")",
+			     why[0] ? why : "PCIe link back up", l->gen);
+		bump_epoch(l);
+	}
+	return false;
 }
 
 static void ep_monitor(struct npt_link *l)
@@ -292,7 +330,7 @@ static void *hb_main(void *arg)
 		if (l->role == NPT_ROLE_HOST) {
 			npt_wr64(&l->hdr->host_heartbeat, host_beat_value(l));
 			host_monitor(l);
-		} else {
+		} else if (!l->ops->link_watch || !ep_follow_phys(l)) {
 			npt_wr64(&l->hdr->ep_heartbeat, l->hb);
 			ep_monitor(l);
 		}
@@ -342,35 +380,13 @@ static void ep_reset_channels(struct npt_link *l)
 	}
 }
 
-static int ep_open(struct npt_link *l, const struct npt_link_params *p, char *err, size_t errlen)
+/* Steps 2-5 of EP bring-up (docs "EP bring-up"), at open and again when the
+ * physical link comes back: a new generation, so that a host that knew the
+ * previous one re-attaches. Lock held or link not shared yet. */
+static void ep_bringup(struct npt_link *l, uint32_t prev)
 {
-	struct npl_bar_header *h;
-	uint32_t features = l->spec.win_path[0] ? NPL_F_HOST_WINDOW : 0;
-	uint32_t prev = 0;
-	int r;
+	struct npl_bar_header *h = l->hdr;
 
-	/* We ring the host for its sleeping words if the backend can. */
-	if (l->ops->notify && !l->bell_off) {
-		features |= NPL_F_DOORBELL;
-		l->ring_peer = true;
-	}
-	r = npt_layout_compute(p, features, &l->lay, err, errlen);
-	if (r)
-		return r;
-	/* Without an explicit payload size, a foreign BAR file (QEMU's ivshmem
-	 * memory, fixed size) gets the largest layout that fits it. */
-	l->bar_fit = !(p && p->data_per_chan);
-	r = l->ops->map_bar(l, l->lay.bar_size, err, errlen);
-	if (r)
-		return r;
-	if (l->bar_size < l->lay.bar_size) {
-		r = npt_layout_fit(p, features, l->bar_size, &l->lay, err, errlen);
-		if (r)
-			return r;
-	}
-	h = l->hdr = (struct npl_bar_header *)l->bar;
-	if (npt_rd32(&h->magic) == NPL_MAGIC)
-		prev = npt_rd32(&h->ep_generation);
 	npt_store_release32(&h->ep_state, NPL_EP_INIT);
 	ep_reset_channels(l);
 	npt_layout_write(h, &l->lay);
@@ -383,7 +399,44 @@ static int ep_open(struct npt_link *l, const struct npt_link_params *p, char *er
 	npt_wr32(&h->ep_generation, l->gen);
 	npt_wr64(&h->ep_heartbeat, 0);
 	npt_store_release32(&h->ep_state, NPL_EP_READY);
-	l->down = -EAGAIN;
+	set_down(l, -EAGAIN);
+}
+
+static int ep_open(struct npt_link *l, const struct npt_link_params *p, char *err, size_t errlen)
+{
+	struct npt_link_params q = p ? *p : (struct npt_link_params){ 0 };
+	struct npl_bar_header *h;
+	uint32_t features = l->spec.win_path[0] || l->win_shadow ? NPL_F_HOST_WINDOW : 0;
+	uint32_t prev = 0;
+	int r;
+
+	/* a device configured for a channel count supplies the default */
+	if (!q.nchannels && l->dev_channels)
+		q.nchannels = l->dev_channels;
+	p = &q;
+	/* We ring the host for its sleeping words if the backend can. */
+	if (l->ops->notify && !l->bell_off) {
+		features |= NPL_F_DOORBELL;
+		l->ring_peer = true;
+	}
+	r = npt_layout_compute(p, features, &l->lay, err, errlen);
+	if (r)
+		return r;
+	/* Without an explicit payload size, a foreign BAR file (QEMU's ivshmem
+	 * memory, fixed size) gets the largest layout that fits it. */
+	l->bar_fit = !p->data_per_chan;
+	r = l->ops->map_bar(l, l->lay.bar_size, err, errlen);
+	if (r)
+		return r;
+	if (l->bar_size < l->lay.bar_size) {
+		r = npt_layout_fit(p, features, l->bar_size, &l->lay, err, errlen);
+		if (r)
+			return r;
+	}
+	h = l->hdr = (struct npl_bar_header *)l->bar;
+	if (npt_rd32(&h->magic) == NPL_MAGIC)
+		prev = npt_rd32(&h->ep_generation);
+	ep_bringup(l, prev);
 	link_set_err(l, "waiting for a host");
 	return start_hb(l, err, errlen);
 }
@@ -660,10 +713,14 @@ int npt_link_open(const char *spec, enum npt_role role, const struct npt_link_pa
 		l->ops = &npt_pci_ops;
 		break;
 	case NPT_KIND_EPF:
-		r = npt_epf_open(&l->spec, err, errlen);
-		goto fail;
+		l->ops = &npt_epf_ops;
+		r = npt_epf_open(l, err, errlen);
+		if (r)
+			goto fail;
+		break;
 	}
-	l->dma_ops = &npt_dma_emul_ops;
+	if (!l->dma_ops)
+		l->dma_ops = &npt_dma_emul_ops;
 	if (!l->spec.dma_gbps && (env = getenv("NPT_DMA_GBPS")))
 		l->spec.dma_gbps = strtod(env, NULL);
 	if (!l->spec.dma_lat_us && (env = getenv("NPT_DMA_LAT_US")))
@@ -675,8 +732,10 @@ int npt_link_open(const char *spec, enum npt_role role, const struct npt_link_pa
 	r = role == NPT_ROLE_EP ? ep_open(l, p, err, errlen) : host_open(l, p, err, errlen);
 	if (r)
 		goto fail;
-	if (l->spec.kind == NPT_KIND_SHM && role == NPT_ROLE_HOST && l->window &&
-	    l->win_data < l->lay.data_per_chan)
+	if (l->ops->describe)
+		l->ops->describe(l, l->desc, sizeof(l->desc));
+	else if (l->spec.kind == NPT_KIND_SHM && role == NPT_ROLE_HOST && l->window &&
+		 l->win_data < l->lay.data_per_chan)
 		snprintf(l->desc, sizeof(l->desc), "shm:%s (host window, payload areas shrunk to %" PRIu32
 			 " bytes, max_xfer %" PRIu32 ", %" PRIu32 " ch%s)", l->spec.bar_path, l->win_data,
 			 npt_link_max_xfer(l), l->lay.nchannels,

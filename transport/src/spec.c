@@ -7,7 +7,7 @@
 #include "internal.h"
 
 #define FORMS "accepted forms: shm:PATH, shm:bar=PATH[,win=PATH[,win_base=ADDR]][,win_max=BYTES][,irq=ivshmem:SOCKET[,irq_peer=ID]], " \
-	      "pci:DDDD:BB:DD.F[,bar=N], pci:VVVV:DDDD[,bar=N], epf:/dev/DEVICE"
+	      "pci:DDDD:BB:DD.F[,bar=N], pci:VVVV:DDDD[,bar=N], epf:/dev/DEVICE[,bar_only]"
 
 /* ivshmem peer IDs are 16-bit (the Doorbell register's upper half). */
 #define IVSH_ID_MAX 65535
@@ -229,9 +229,20 @@ int npt_spec_parse(const char *spec, struct npt_spec *s, char *err, size_t errle
 		return parse_pci(s, spec, buf + 4, err, errlen);
 	}
 	if (!strncmp(buf, "epf:", 4)) {
+		char *save = NULL, *tok = strtok_r(buf + 4, ",", &save);
+		char why[256];
+
 		s->kind = NPT_KIND_EPF;
-		if (copy_path(s->epf_path, buf + 4))
+		if (!tok || buf[4] == ',' || copy_path(s->epf_path, tok))
 			return bad(err, errlen, spec, "epf: no device path");
+		while ((tok = strtok_r(NULL, ",", &save))) {
+			if (!strcmp(tok, "bar_only")) {
+				s->epf_bar_only = true;
+				continue;
+			}
+			snprintf(why, sizeof(why), "epf: unknown option \"%s\"", tok);
+			return bad(err, errlen, spec, why);
+		}
 		return 0;
 	}
 	return bad(err, errlen, spec, "unknown backend prefix");

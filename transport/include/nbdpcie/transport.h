@@ -59,7 +59,8 @@ struct npt_link_params {          /* EP: the layout it publishes; host: what it 
  *   pci:DDDD:BB:DD.F[,bar=N]          host, by address: through kmod/nbd-pcie-host if bound
  *                                     (host window, interrupts), else libpciaccess BAR-only
  *   pci:VVVV:DDDD[,bar=N]             host, by vendor:device
- *   epf:/dev/...                      EP kernel module (not available yet: -ENOTSUP)
+ *   epf:/dev/nbd-pcie-epN[,bar_only]  EP: pci-epf-nbd's character device (host window by DMA
+ *                                     when the function has DMA, unless bar_only)
  * Optional shm parameters: dma_gbps=X, dma_lat_us=Y (emulated DMA engine model;
  * also from env NPT_DMA_GBPS / NPT_DMA_LAT_US).
  * On failure err receives a one-line message naming the value and the limit. */
@@ -74,7 +75,9 @@ void npt_link_close(struct npt_link *l);                                /* NULL-
  * layout. Down is final for a host link: close it and open it again.
  * EP: 0 a host is attached and alive, -EAGAIN no host attached (yet, or any
  * more: the previous one detached or died; its channels fail with
- * -ECONNRESET and the next host is accepted automatically).
+ * -ECONNRESET and the next host is accepted automatically), -ENOLINK the
+ * physical link is down (epf: backend; channels fail the same way, and when
+ * the link returns the EP lays out a new generation and waits for a host).
  * npt_link_error() says why. */
 int  npt_link_check(struct npt_link *l);
 const char *npt_link_error(struct npt_link *l);   /* last error/why down, for logs; never NULL;
