@@ -94,7 +94,12 @@ rw)  # --pcie epf: on a function without DMA serves BAR-only; nbdcopy and qemu-i
     [ "$(count mmaps)" = 1 ] || die "server mapped the BAR $(count mmaps) times, expected 1"
     [ "$(count mmap_refused)" = 0 ] || die "the stand-in refused a mapping: $(count last_refusal)"
     [ "$(count dma_refused)" = 0 ] || die "the stand-in refused a DMA: $(count last_refusal)"
-    ok "nbdcopy 24 MiB and qemu-io patterns through epf:/dev/nbd-pcie-ep0 (BAR-only)"
+    # the sleeping host is woken by the EP's MSI-X (the stand-in delivers
+    # each one to the host's shm doorbell, as the host module would)
+    [ "$(count irq_total)" -gt 0 ] || die "the server raised no interrupt for a sleeping host"
+    [ "$(count irq_refused)" = 0 ] || die "the stand-in refused an interrupt: $(count last_refusal)"
+    [ -n "$(count irq_msix_1)" ] || die "no MSI-X vector 1 (channel 0) raised"
+    ok "nbdcopy 24 MiB and qemu-io patterns through epf:/dev/nbd-pcie-ep0 (BAR-only), $(count irq_total) MSI-X"
     ;;
 window)  # a DMA-capable function: the host publishes a window, everything moves by DMA
     "$CTL" "$D" 0 create bar_size=16M channels=4 msix=8 >/dev/null
@@ -128,6 +133,7 @@ EOF
     grep -qF "MSI 2 vectors" "$T/log" || die "MSI vectors not reported"
     client
     roundtrip 2
+    [ -n "$(count irq_msi_1)" ] || die "no MSI vector 1 raised (channel 0 on a 2-vector MSI function)"
     ok "config key pcie = epf:, 2 channels and MSI from the device, 24 MiB round trip"
     ;;
 link-down-up|link-bounce)  # the link drops while connected; the server recovers

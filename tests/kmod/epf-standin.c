@@ -10,11 +10,16 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -290,6 +295,37 @@ static int do_dma(struct sfile *f, const struct npk_ep_dma *d)
 	return 0;
 }
 
+/* The interrupt reaches the host: a host on this machine using the BAR
+ * file with the shm backend sleeps on that backend's doorbell sockets
+ * (docs/transport.md 6.4), so the stand-in wakes every host channel the
+ * vector serves, as the host module wakes the files whose vector mask
+ * includes it. No listener (the host polls) is fine, like an interrupt
+ * nobody waits for. */
+static void deliver_irq(struct sfile *f, unsigned nvec, unsigned vector)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+	int s;
+
+	RESOLVE(close);
+	file_path(path, sizeof(path), f->n, "bar");
+	if (!nvec || stat(path, &sb))
+		return;
+	s = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return;
+	for (unsigned chan = vector - 1; chan < 64; chan += nvec) {
+		struct sockaddr_un a = { .sun_family = AF_UNIX };
+		int n = snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1,
+				 "nbd-pcie-bell/%" PRIx64 ":%" PRIx64 "/h/%u",
+				 (uint64_t)sb.st_dev, (uint64_t)sb.st_ino, chan);
+
+		(void)sendto(s, "", 1, 0, (struct sockaddr *)&a,
+			     (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n));
+	}
+	REAL(close)(s);
+}
+
 static int do_irq(struct sfile *f, const struct npk_ep_irq *irq)
 {
 	struct npks_state *st = f->st;
@@ -311,6 +347,8 @@ static int do_irq(struct sfile *f, const struct npk_ep_irq *irq)
 	else if (irq->vector <= NPKS_MSIX_COUNTED)
 		count(&st->irq_msix[irq->vector], 1);
 	count(&st->irq_total, 1);
+	deliver_irq(f, irq->type == NPK_EP_IRQ_MSI ? st->info.msi_vectors : st->info.msix_vectors,
+		    irq->vector);
 	return 0;
 }
 

@@ -5,8 +5,6 @@
  * word is set. The two full fences make this Dekker's handshake: at least
  * one side sees the other's store, so either the sleeper sees the new work
  * or the producer sees the sleeper and rings it. */
-#include <errno.h>
-
 #include "internal.h"
 
 void npt_chan_bell_init(struct npt_chan *c)
@@ -60,6 +58,13 @@ void npt_chan_kick(struct npt_chan *c)
 	/* Orders the publishing store just made (release, flushed from any
 	 * write-combining buffer) before the load of the peer's sleeping word. */
 	npt_fence_full();
+	/* A host's store into a real PCIe BAR is posted: read back a word of
+	 * the BAR (a read completion cannot pass earlier posted writes), so
+	 * that the store has reached the EP before we look at its word. The
+	 * shm files are coherent memory; an EP's stores reach the host
+	 * window by pushes that return once the data has arrived. */
+	if (c->role == NPT_ROLE_HOST && c->link->spec.kind != NPT_KIND_SHM)
+		(void)npt_load_acquire32(&c->ectl->host_state);
 	/* Before the host has seen the EP accept it, the host-polled area is
 	 * not ours to read; the session word tells (the EP publishes it before
 	 * it can ever arm this channel, so the fence above covers it too). */
