@@ -1,7 +1,8 @@
 # hostwin scenario (guest side): nbd-pcie-client in host-window mode through
 # the host module nbd-pcie-host bound to an ivshmem-doorbell device: attach,
 # O_DIRECT pattern write/read, ext4 round trip, rmmod refused while the
-# client uses the device, detach, rmmod. Host side: scenarios/hostwin.sh.
+# client uses the device, EP restart survived with -p, detach, rmmod. Host
+# side: scenarios/hostwin.sh.
 . /tests/lib.sh
 M=1048576
 DB_BDF=0000:00:03.0
@@ -37,8 +38,8 @@ wait_value "$SYS/irq_count" "$vm_vectors" 10 ||
 step attach
 ctl_wait ep-up 120 >/dev/null
 irq0=$(attr irq_count)
-nbd-pcie-client -pcie "$HLINK" -N disk /dev/nbd0 >/tmp/attach.log 2>&1 ||
-    { cat /tmp/attach.log; fail "nbd-pcie-client -pcie $HLINK -N disk /dev/nbd0 failed"; }
+nbd-pcie-client -pcie "$HLINK" -N disk -p /dev/nbd0 >/tmp/attach.log 2>&1 ||
+    { cat /tmp/attach.log; fail "nbd-pcie-client -pcie $HLINK -N disk -p /dev/nbd0 failed"; }
 cat /tmp/attach.log
 wait_value_nonzero /sys/block/nbd0/size 30 || fail "/dev/nbd0 size still 0 after attach"
 [ "$(dev_bytes /dev/nbd0)" = "$vm_size" ] || fail "/dev/nbd0 is $(dev_bytes /dev/nbd0) bytes, export is $vm_size"
@@ -68,6 +69,17 @@ step in-use
 expect_fail rmmod nbd_pcie_host
 grep -q '^nbd_pcie_host ' /proc/modules || fail "the module unloaded while nbd-pcie-client used it"
 pattern verify /dev/nbd0 $((4 * M)) $((8 * M)) "$vm_seed" direct
+
+step ep-restart
+# The host kills the EP (SIGKILL) and restarts it 2 s later; with -p the
+# client waits for it, attaches again (the module's window re-published)
+# and the kernel's requests go on. Same client process, module still held.
+echo "VMTEST-HOSTWIN-KILL-EP"
+ctl_wait ep-restarted 120 >/dev/null
+pattern verify /dev/nbd0 $((4 * M)) $((8 * M)) "$vm_seed" direct
+pattern write /dev/nbd0 $((20 * M)) $((2 * M)) "$vm_seed" direct sync
+pattern verify /dev/nbd0 $((20 * M)) $((2 * M)) "$vm_seed" direct
+[ "$(client_pid)" = "$pid" ] || fail "nbd-pcie-client pid $(client_pid) after the EP restart, was $pid"
 
 step perf
 # Figures only (no threshold), comparable with vm-perf's BAR-only ones:

@@ -10,7 +10,8 @@
 # (irq=ivshmem:SOCKET, tests/kmod/ivshmem-doorbell.c; each vector is first
 # rung once by tests/kmod/ivshmem-ring.c, the same client code). The host checks
 # that payloads went through the window and not through the BAR, that the
-# backing file holds the guest's data and a clean ext4. Guest side:
+# backing file holds the guest's data and a clean ext4, and that the client
+# reattaches in host-window mode after the EP is killed and restarted. Guest side:
 # guest/hostwin.sh.
 #
 # Besides tests/vm/lib.sh's environment: KMOD_DOORBELL, KMOD_RING (set by
@@ -25,10 +26,14 @@ build=$(cd "$VM_LOG_DIR/../../.." && pwd)
 KMOD_DOORBELL=${KMOD_DOORBELL:-$build/tests/kmod/nbdpcie-ivshmem-doorbell}
 KMOD_RING=${KMOD_RING:-$build/tests/kmod/nbdpcie-ivshmem-ring}
 M=1048576
-# The doorbell device's shared memory = the link's BAR: 16 MiB (a power of
-# two, as ivshmem wants); the EP fits its layout into it (4 channels of
-# about 4 MiB).
-DB_SIZE=$((16 * M))
+# The doorbell device's shared memory = the link's BAR: 32 MiB (a power of
+# two, as ivshmem wants) holding the EP's layout of 4 channels with 4 MiB
+# payload areas (about 16.1 MiB). The size is set explicitly
+# (pcie_data_per_channel) so that the EP restarted below lays out the same:
+# an EP grows a BAR file that carries its magic to its layout's size, and
+# QEMU's mapping of this one is fixed.
+DB_SIZE=$((32 * M))
+DATA=$((4 * M))
 # The module's window: 4 MiB, the largest coherent buffer without an IOMMU
 # or CMA. Less than the EP's 4 x 4 MiB host-polled areas: the host shrinks
 # the payload areas to fit (docs/transport.md "The host window").
@@ -99,7 +104,7 @@ done
 grep -q "CONNECTED peer 1" "$VM_WORK/db.out" || vm_fail "QEMU did not connect to the ivshmem server: $(cat "$VM_WORK/db.out")"
 
 # The EP: peer 2 of the ivshmem server; it rings peer 1 (QEMU).
-ep_config "$VM_WORK/ep.conf"
+ep_config "$VM_WORK/ep.conf" "pcie_data_per_channel = $DATA"
 sed -i "s|pcie = .*|pcie = shm:bar=$DB_SHM,win=$VM_RAM,irq=ivshmem:$DB_SOCK|" "$VM_WORK/ep.conf"
 ep_export "$VM_WORK/ep.conf" disk "exportname = $disk"
 ep_start -d -C "$VM_WORK/ep.conf"
@@ -164,7 +169,17 @@ grep -q "attached (host window, payload areas shrunk to $win_data bytes)" "$EP_L
     vm_fail "the EP log does not say it attached the host window with $win_data-byte payload areas"
 vm_ctl_send host-checked=ok
 
+# ---- the EP dies and comes back: the client (-p) attaches a new host
+# generation, the module's window zeroed and published again --------------
+vm_wait VMTEST-HOSTWIN-KILL-EP 120
+ep_kill KILL
+sleep 2
+ep_start -d -C "$VM_WORK/ep.conf"
+vm_ctl_send ep-restarted
+
 vm_finish
+n=$(grep -c "attached (host window, payload areas shrunk to $win_data bytes)" "$EP_LOG")
+[ "$n" = 2 ] || vm_fail "the EP log shows $n host-window attaches, expected 2 (before and after its restart)"
 e2fsck -fn "$disk" >"$VM_WORK/fsck.out" 2>&1 || { cat "$VM_WORK/fsck.out"; vm_fail "e2fsck -fn on the EP backing file not clean"; }
 debugfs -R "dump /pattern $VM_WORK/pattern" "$disk" >/dev/null 2>&1 || vm_fail "debugfs cannot read /pattern from the backing file"
 "$VM_TOOL" pattern verify "$VM_WORK/pattern" 0 $((16 * M)) "$seed" >/dev/null ||
