@@ -129,8 +129,10 @@ static int module_open(struct npt_link *l, struct pci_state *ps, char *err, size
 	}
 	if (ps->info.nvectors > NPK_HOST_MAX_VECTORS)
 		ps->info.nvectors = NPK_HOST_MAX_VECTORS;
-	snprintf(l->bnote, sizeof(l->bnote), "through %s (nbd-pcie-host), %" PRIu32 " interrupt vector%s",
-		 ps->node, ps->info.nvectors, ps->info.nvectors == 1 ? "" : "s");
+	snprintf(l->bnote, sizeof(l->bnote), "through %s (nbd-pcie-host), %" PRIu32 " interrupt vector%s%s",
+		 ps->node, ps->info.nvectors, ps->info.nvectors == 1 ? "" : "s",
+		 ps->info.region[NPK_HOST_REGION_WIN].size ? "" :
+		 ", no window (module parameter win_size=0, or its allocation failed: dmesg)");
 	return 1;
 }
 

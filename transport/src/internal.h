@@ -310,7 +310,7 @@ struct npt_link {
 	uint32_t win_data;           /* payload bytes per channel in the window (under lock) */
 	uint32_t max_xfer;           /* host: largest payload per entry it sends */
 	char mode[NPT_ERRLEN + 64];            /* host: window or BAR-only and why, for describe */
-	char bnote[192];             /* host: the backend's note (what it maps through), for describe */
+	char bnote[256];             /* host: the backend's note (what it maps through), for describe */
 	bool bell_off;               /* NPT_DOORBELL=0: neither ring nor sleep */
 	bool ring_peer;              /* we ring the peer for its sleeping words (NPL_F_DOORBELL
 	                                in our features / host_features) */

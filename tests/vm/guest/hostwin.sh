@@ -1,8 +1,9 @@
 # hostwin scenario (guest side): nbd-pcie-client in host-window mode through
 # the host module nbd-pcie-host bound to an ivshmem-doorbell device: attach,
 # O_DIRECT pattern write/read, ext4 round trip, rmmod refused while the
-# client uses the device, EP restart survived with -p, detach, rmmod. Host
-# side: scenarios/hostwin.sh.
+# client uses the device, EP restart survived with -p, detach, rmmod; then
+# the module without a window (BAR-only through it). Host side:
+# scenarios/hostwin.sh.
 . /tests/lib.sh
 M=1048576
 DB_BDF=0000:00:03.0
@@ -147,6 +148,34 @@ done
 step unload
 run rmmod nbd_pcie_host
 ! grep -q '^nbd_pcie_host ' /proc/modules || fail "nbd_pcie_host still loaded after rmmod"
+
+step no-window
+# The module without a window (win_size=0, as when its coherent allocation
+# fails): the client maps the BAR through it and runs BAR-only, still
+# sleeping on the interrupts; the filesystem reads back read-only.
+run insmod /lib/modules/extra/nbd-pcie-host.ko win_size=0
+[ "$(attr chardev)" = nbd-pcie-host0 ] || fail "$DB_BDF not bound again after insmod (driver_override)"
+[ "$(attr win_size)" = 0 ] || fail "win_size '$(attr win_size)' with win_size=0"
+nbd-pcie-client -pcie "$HLINK" -N disk /dev/nbd0 >/tmp/attach0.log 2>&1 ||
+    { cat /tmp/attach0.log; fail "nbd-pcie-client without a window failed"; }
+cat /tmp/attach0.log
+grep -q "over $HLINK (BAR-only; through /dev/nbd-pcie-host0 (nbd-pcie-host), $vm_vectors interrupt vectors, no window (.*), [0-9]* ch, sleeps on the EP's interrupts)" /tmp/attach0.log ||
+    fail "the client did not report BAR-only through the module without a window"
+wait_value_nonzero /sys/block/nbd0/size 30 || fail "/dev/nbd0 size still 0 after attach"
+irq0=$(attr irq_count)
+run mount -t ext4 -o ro /dev/nbd0 /mnt
+(cd /mnt && md5sum -c sums >/tmp/check) || { cat /tmp/check; fail "checksums differ in BAR-only mode"; }
+pattern verify /mnt/pattern 0 16M "$vm_seed"
+run umount /mnt
+[ "$(attr irq_count)" -gt "$irq0" ] || fail "no interrupt in BAR-only mode: the client did not sleep on them"
+detach /dev/nbd0
+i=0
+while client_pid >/dev/null; do
+    i=$((i + 1))
+    [ $i -gt 100 ] && fail "nbd-pcie-client still running 10 s after detach"
+    sleep 0.1
+done
+run rmmod nbd_pcie_host
 if dmesg | grep -E 'BUG:|WARNING:|Oops|Call Trace'; then
     fail "the kernel logged a warning or bug during the scenario"
 fi
