@@ -1,6 +1,7 @@
 /* The request engine: every connection (socket or PCIe channel) hands its
  * validated requests here; they run through the worker's io_uring, many at
  * once, and complete out of order through the connection's reply(). */
+#define _GNU_SOURCE   /* preadv2, pwritev2 */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -20,6 +22,14 @@
  * store cannot zero a range itself (tmpfs has no FALLOC_FL_ZERO_RANGE). */
 #define ZERO_CHUNK (1u << 20)
 static const uint8_t zero_buf[ZERO_CHUNK];
+
+/* inline_rw exports: transfers up to this size are copied on the worker;
+ * larger ones still go to io_uring's io-wq threads, where the copy (150-300
+ * us for 1 MiB from memory) runs on the other core while the worker sends
+ * earlier replies: measured 1 MiB reads at QD8 at half the throughput of
+ * nbd-server when copied inline, while the hand-off (~10 us) is what
+ * dominates 4 KiB requests. */
+#define INLINE_MAX (64u << 10)
 
 /* Invalid requests logged per connection before going quiet: enough to
  * diagnose a client, too few to flood the log. */
@@ -79,6 +89,27 @@ static void prep(struct srv_req *q, struct io_uring_sqe *sqe)
 	io_uring_sqe_set_data(sqe, &q->ev);
 }
 
+/* READ/WRITE of an inline_rw export (see export.c): the copy to or from
+ * memory, done here; the result goes through srv_engine_cqe like a CQE's
+ * (short transfers come back here for the rest). */
+static void run_inline(struct srv_req *q)
+{
+	struct srv_export *e = q->conn->exp;
+	uint64_t off = q->r.offset + q->done;
+	uint32_t left = q->r.length - (uint32_t)q->done;
+	struct iovec iov = { (char *)q->buf + q->done, left };
+	ssize_t n;
+
+	do {
+		if (q->r.type == NBD_CMD_READ)
+			n = preadv2(e->fd, &iov, 1, (off_t)off, 0);
+		else
+			n = pwritev2(e->fd, &iov, 1, (off_t)off,
+			             (q->r.flags & NBD_CMD_FLAG_FUA) ? RWF_DSYNC : 0);
+	} while (n < 0 && errno == EINTR);
+	srv_engine_cqe(q, n < 0 ? -errno : (int)n);
+}
+
 static void issue(struct srv_req *q)
 {
 	struct srv_conn *c = q->conn;
@@ -91,6 +122,11 @@ static void issue(struct srv_req *q)
 		sqe = srv_worker_sqe(c->w);
 		io_uring_prep_fsync(sqe, e->fd, IORING_FSYNC_DATASYNC);
 		prep(q, sqe);
+		return;
+	}
+	if (e->inline_rw && left <= INLINE_MAX &&
+	    (q->r.type == NBD_CMD_READ || q->r.type == NBD_CMD_WRITE)) {
+		run_inline(q);
 		return;
 	}
 	switch (q->r.type) {

@@ -127,6 +127,8 @@ struct srv_export {
 	uint64_t size;          /* export size */
 	bool is_blk;            /* block device: BLKDISCARD / BLKZEROOUT */
 	bool rotational;        /* the block device reports a rotating disk */
+	bool inline_rw;         /* READ/WRITE by pread/pwrite on the worker, not io_uring:
+	                           memory-backed file without RWF_NOWAIT (export.c) */
 	uint32_t min_block, pref_block, max_block;
 	uint16_t tflags;        /* NBD_FLAG_* without HAS_FLAGS */
 	atomic_uint nconn;      /* connections in transmission */

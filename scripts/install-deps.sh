@@ -12,8 +12,8 @@ BUILD_PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
 PEER_PKGS=(libnbd-bin qemu-utils nbd-client nbd-server nbdkit fio)
 # QEMU guest tests (tests/vm) and kernel module builds (kmod/).
 VM_PKGS=(qemu-system-x86 linux-image-amd64 busybox-static cpio kmod e2fsprogs)
-# Benchmark plots.
-BENCH_PKGS=(gnuplot-nox)
+# Benchmarks (bench/run): plots, fio JSON.
+BENCH_PKGS=(gnuplot-nox jq)
 
 ALL=("${BUILD_PKGS[@]}" "${PEER_PKGS[@]}" "${VM_PKGS[@]}" "${BENCH_PKGS[@]}")
 
