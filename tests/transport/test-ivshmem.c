@@ -27,6 +27,10 @@ struct server {
 	size_t have;
 };
 
+/* The server of the running test, for teardown after a failed assertion
+ * (which skips the test's own server_stop): killed by PID, files removed. */
+static struct server *live;
+
 static struct npt_link_params small = {
 	.nchannels = 4, .ring_entries = 8, .data_per_chan = 64 << 10, .max_xfer = 16 << 10,
 };
@@ -93,6 +97,7 @@ static void server_start(struct server *s, int vectors)
 	close(out[1]);
 	s->in = in[1];
 	s->out = out[0];
+	live = s;
 	server_expect(s, "LISTENING");
 }
 
@@ -107,6 +112,25 @@ static void server_stop(struct server *s)
 	unlink(s->shm);
 	unlink(s->bar);
 	unlink(s->sock);
+	live = NULL;
+}
+
+static int teardown(void **st)
+{
+	struct server *s = live;
+
+	(void)st;
+	if (!s)
+		return 0;
+	kill(s->pid, SIGTERM);
+	waitpid(s->pid, NULL, 0);
+	close(s->in);
+	close(s->out);
+	unlink(s->shm);
+	unlink(s->bar);
+	unlink(s->sock);
+	live = NULL;
+	return 0;
 }
 
 static struct npt_link *ep_open(struct server *s, const char *extra)
@@ -146,7 +170,7 @@ static struct npt_ivsh *guest(struct server *s)
 /* Channel c rings vector c mod the guest's vectors, once per notify. */
 static void ep_rings_guest_vector_per_channel(void **st)
 {
-	struct server s;
+	static struct server s;   /* static: teardown may need it after a failure */
 	struct npt_ivsh *g;
 	struct npt_link *l;
 
@@ -172,7 +196,7 @@ static void ep_rings_guest_vector_per_channel(void **st)
  * next notify, and one that leaves is forgotten (-ENOTCONN). */
 static void ep_finds_late_guest_and_forgets_gone_one(void **st)
 {
-	struct server s;
+	static struct server s;   /* static: teardown may need it after a failure */
 	struct npt_ivsh *g;
 	struct npt_link *l;
 
@@ -196,7 +220,7 @@ static void ep_finds_late_guest_and_forgets_gone_one(void **st)
 /* irq_peer=ID rings that peer, not the lowest other one. */
 static void irq_peer_selects_the_guest(void **st)
 {
-	struct server s;
+	static struct server s;   /* static: teardown may need it after a failure */
 	struct npt_ivsh *a, *b;
 	struct npt_link *l;
 
@@ -249,7 +273,7 @@ static void irq_option_errors(void **st)
 /* A host link takes no irq= (nothing rings an EP through ivshmem here). */
 static void host_refuses_irq(void **st)
 {
-	struct server s;
+	static struct server s;   /* static: teardown may need it after a failure */
 	struct npt_link *ep, *h;
 	struct npt_link_params hp = small;
 	char spec[600], err[512];
@@ -267,11 +291,11 @@ static void host_refuses_irq(void **st)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(ep_rings_guest_vector_per_channel),
-		cmocka_unit_test(ep_finds_late_guest_and_forgets_gone_one),
-		cmocka_unit_test(irq_peer_selects_the_guest),
+		cmocka_unit_test_teardown(ep_rings_guest_vector_per_channel, teardown),
+		cmocka_unit_test_teardown(ep_finds_late_guest_and_forgets_gone_one, teardown),
+		cmocka_unit_test_teardown(irq_peer_selects_the_guest, teardown),
 		cmocka_unit_test(irq_option_errors),
-		cmocka_unit_test(host_refuses_irq),
+		cmocka_unit_test_teardown(host_refuses_irq, teardown),
 	};
 
 	if (argc != 2) {

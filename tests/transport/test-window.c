@@ -53,17 +53,44 @@ static void pair_open(struct pair *p, uint64_t win_max)
 	assert_int_equal(npt_chan_begin_frames(p->ec), 0);
 }
 
+/* Clean close removes what each side created; a test that failed midway
+ * leaves a half-open pair, which teardown closes and removes by name. */
 static void pair_close(struct pair *p)
 {
-	char win[160];
+	char win[160], reg[160];
+	bool clean = p->ep && p->host;
 
 	npt_chan_close(p->hc);
 	npt_chan_close(p->ec);
 	npt_link_close(p->host);
 	npt_link_close(p->ep);
+	p->hc = p->ec = NULL;
+	p->host = p->ep = NULL;
+	if (!p->path[0])
+		return;
 	snprintf(win, sizeof(win), "%s.win", p->path);
-	assert_int_equal(access(p->path, F_OK), -1);
-	assert_int_equal(access(win, F_OK), -1);
+	snprintf(reg, sizeof(reg), "%s.hosts", p->path);
+	if (clean) {
+		assert_int_equal(access(p->path, F_OK), -1);
+		assert_int_equal(access(win, F_OK), -1);
+	}
+	unlink(p->path);
+	unlink(win);
+	unlink(reg);
+	p->path[0] = '\0';
+}
+
+static int setup(void **st)
+{
+	*st = calloc(1, sizeof(struct pair));
+	return *st ? 0 : -1;
+}
+
+static int teardown(void **st)
+{
+	pair_close(*st);
+	free(*st);
+	return 0;
 }
 
 /* A WRITE of len bytes through the whole path, then the same bytes read back. */
@@ -114,40 +141,40 @@ static void write_read(struct pair *p, uint32_t len, uint64_t seed)
  * data path works. */
 static void shrunk_window_carries_payloads(void **st)
 {
-	struct pair p = { 0 };
+	struct pair *p = *st;
 	struct npl_bar_header *h;
 	struct npt_hbuf b[5];
 	uint64_t hp;
 
-	pair_open(&p, 0);       /* a first run tells the layout's payload_offset */
-	hp = p.host->lay.payload_offset;
-	pair_close(&p);
-	pair_open(&p, 2 * (hp + (256 << 10)));
-	h = (struct npl_bar_header *)npt_test_bar(p.host);
+	pair_open(p, 0);       /* a first run tells the layout's payload_offset */
+	hp = p->host->lay.payload_offset;
+	pair_close(p);
+	pair_open(p, 2 * (hp + (256 << 10)));
+	h = (struct npl_bar_header *)npt_test_bar(p->host);
 	assert_int_equal(npt_rd32(&h->host_features) & NPL_F_HOST_WINDOW, NPL_F_HOST_WINDOW);
 	assert_int_equal(npt_rd32(&h->win_data_per_chan), 256 << 10);
 	assert_int_equal(npt_rd64(&h->win_chan_stride), hp + (256 << 10));
 	assert_int_equal(npt_rd64(&h->win_size), 2 * (hp + (256 << 10)));
-	assert_int_equal(npt_link_max_xfer(p.host), 128 << 10);
-	assert_int_equal(npt_link_max_xfer(p.ep), 256 << 10);
-	assert_non_null(strstr(npt_link_describe(p.host), "payload areas shrunk to 262144 bytes, max_xfer 131072"));
-	assert_non_null(strstr(npt_link_error(p.ep), "host window, payload areas shrunk to 262144 bytes"));
+	assert_int_equal(npt_link_max_xfer(p->host), 128 << 10);
+	assert_int_equal(npt_link_max_xfer(p->ep), 256 << 10);
+	assert_non_null(strstr(npt_link_describe(p->host), "payload areas shrunk to 262144 bytes, max_xfer 131072"));
+	assert_non_null(strstr(npt_link_error(p->ep), "host window, payload areas shrunk to 262144 bytes"));
 
-	assert_int_equal(npt_host_buf_alloc(p.hc, (128 << 10) + 1, &b[0]), -E2BIG);
+	assert_int_equal(npt_host_buf_alloc(p->hc, (128 << 10) + 1, &b[0]), -E2BIG);
 	for (int i = 0; i < 4; i++)
-		assert_int_equal(npt_host_buf_alloc(p.hc, 64 << 10, &b[i]), 0);
-	assert_int_equal(npt_host_buf_alloc(p.hc, 4096, &b[4]), -EAGAIN);
+		assert_int_equal(npt_host_buf_alloc(p->hc, 64 << 10, &b[i]), 0);
+	assert_int_equal(npt_host_buf_alloc(p->hc, 4096, &b[4]), -EAGAIN);
 	for (int i = 0; i < 4; i++)
-		npt_host_buf_free(p.hc, &b[i]);
-	write_read(&p, 128 << 10, 11);
-	write_read(&p, 4096, 12);
-	pair_close(&p);
+		npt_host_buf_free(p->hc, &b[i]);
+	write_read(p, 128 << 10, 11);
+	write_read(p, 4096, 12);
+	pair_close(p);
 }
 
 /* The EP checks payload ranges against the shrunk area, not its layout's. */
 static void ep_rejects_payload_beyond_shrunk_area(void **st)
 {
-	struct pair p = { 0 };
+	struct pair *p = *st;
 	struct npt_chan *h;
 	struct npl_sqe *slot;
 	struct npt_ereq r[2];
@@ -155,13 +182,13 @@ static void ep_rejects_payload_beyond_shrunk_area(void **st)
 	uint64_t hp;
 	int n;
 
-	pair_open(&p, 0);
-	hp = p.host->lay.payload_offset;
-	pair_close(&p);
-	pair_open(&p, 2 * (hp + (256 << 10)));
+	pair_open(p, 0);
+	hp = p->host->lay.payload_offset;
+	pair_close(p);
+	pair_open(p, 2 * (hp + (256 << 10)));
 	/* a faulty host: offset 256 KiB is inside data_per_chan (1 MiB) but
 	 * beyond the 256 KiB it published */
-	h = p.hc;
+	h = p->hc;
 	slot = &h->sq[h->sq_prod & h->mask];
 	t_make_req(req, T_NBD_CMD_WRITE, 0x77, 0, 4096);
 	memcpy(slot->nbd_req, req, 28);
@@ -171,28 +198,28 @@ static void ep_rejects_payload_beyond_shrunk_area(void **st)
 	put_le64(&slot->offset, 256 << 10);
 	npt_store_release32(&slot->seq, h->sq_prod + 1);
 	h->sq_prod++;
-	while ((n = npt_ep_take(p.ec, r, 2)) > 0)
+	while ((n = npt_ep_take(p->ec, r, 2)) > 0)
 		;
 	assert_int_equal(n, -EPROTO);
-	assert_non_null(strstr(npt_chan_error(p.ec), "offset 262144 + length 4096 beyond payload area 262144"));
-	assert_int_equal(npt_rd32(&p.hc->hctl->error), NPL_ERR_RANGE);
-	pair_close(&p);
+	assert_non_null(strstr(npt_chan_error(p->ec), "offset 262144 + length 4096 beyond payload area 262144"));
+	assert_int_equal(npt_rd32(&p->hc->hctl->error), NPL_ERR_RANGE);
+	pair_close(p);
 }
 
 /* A window that leaves less than 64 KiB of payload per channel: BAR-only,
  * and the link still works. */
 static void window_too_small_runs_bar_only(void **st)
 {
-	struct pair p = { 0 };
+	struct pair *p = *st;
 	struct npl_bar_header *h;
 
-	pair_open(&p, 64 << 10);
-	h = (struct npl_bar_header *)npt_test_bar(p.host);
+	pair_open(p, 64 << 10);
+	h = (struct npl_bar_header *)npt_test_bar(p->host);
 	assert_int_equal(npt_rd32(&h->host_features) & NPL_F_HOST_WINDOW, 0);
-	assert_non_null(strstr(npt_link_describe(p.host), "BAR-only"));
-	assert_int_equal(npt_link_max_xfer(p.host), 256 << 10);
-	write_read(&p, 256 << 10, 13);
-	pair_close(&p);
+	assert_non_null(strstr(npt_link_describe(p->host), "BAR-only"));
+	assert_int_equal(npt_link_max_xfer(p->host), 256 << 10);
+	write_read(p, 256 << 10, 13);
+	pair_close(p);
 }
 
 static void win_max_option_errors(void **st)
@@ -209,9 +236,9 @@ static void win_max_option_errors(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(shrunk_window_carries_payloads),
-		cmocka_unit_test(ep_rejects_payload_beyond_shrunk_area),
-		cmocka_unit_test(window_too_small_runs_bar_only),
+		cmocka_unit_test_setup_teardown(shrunk_window_carries_payloads, setup, teardown),
+		cmocka_unit_test_setup_teardown(ep_rejects_payload_beyond_shrunk_area, setup, teardown),
+		cmocka_unit_test_setup_teardown(window_too_small_runs_bar_only, setup, teardown),
 		cmocka_unit_test(win_max_option_errors),
 	};
 
