@@ -227,7 +227,8 @@ static void poll_links(struct srv_listen *l, bool check)
 			int st = npt_link_check(le->link);
 			if (st != le->up) {
 				if (st == 0)
-					srv_log(LOG_INFO, "pcie %s: host attached", le->spec);
+					srv_log(LOG_INFO, "pcie %s: host attached: %s", le->spec,
+					        npt_link_error(le->link));
 				else if (st != -EAGAIN)
 					srv_log(LOG_NOTICE, "pcie %s: link down: %s", le->spec,
 					        npt_link_error(le->link));

@@ -20,9 +20,9 @@
  * Products set their own through the EP's configfs and these parameters. */
 #define NPH_DEFAULT_VENDOR 0x1234
 #define NPH_DEFAULT_DEVICE 0x4e42
-/* Default host window: the transport's default layout needs about 2 MiB for
- * 4 channels; 4 MiB is also the largest buffer the buddy allocator returns
- * on x86-64 without CMA (MAX_ORDER 11 pages of 4 KiB). */
+/* Default host window: 4 MiB, the largest buffer the buddy allocator
+ * returns on x86-64 without CMA (MAX_ORDER 11 pages of 4 KiB). A layout
+ * that wants more gets its payload areas shrunk by the transport. */
 #define NPH_DEFAULT_WIN (4ul << 20)
 
 static ushort vendor = NPH_DEFAULT_VENDOR;

@@ -242,13 +242,68 @@ static void window_check_limits(void **st)
 	char err[256];
 
 	assert_int_equal(npt_layout_compute(NULL, NPL_F_HOST_WINDOW, &lay, err, sizeof(err)), 0);
-	assert_int_equal(npt_window_check(&lay, 0, 4ull * lay.hp_size, lay.hp_size, err, sizeof(err)), 0);
-	assert_int_equal(npt_window_check(&lay, 100, 4ull * lay.hp_size, lay.hp_size, err, sizeof(err)), -EPROTO);
+	assert_int_equal(npt_window_check(&lay, 0, 4ull * lay.hp_size, lay.hp_size, 0, err, sizeof(err)), 0);
+	assert_int_equal(npt_window_check(&lay, 100, 4ull * lay.hp_size, lay.hp_size, 0, err, sizeof(err)), -EPROTO);
 	assert_non_null(strstr(err, "bus address 0x64"));
-	assert_int_equal(npt_window_check(&lay, 0, lay.hp_size, lay.hp_size, err, sizeof(err)), -EPROTO);
+	assert_int_equal(npt_window_check(&lay, 0, lay.hp_size, lay.hp_size, 0, err, sizeof(err)), -EPROTO);
 	assert_non_null(strstr(err, "below 4 channels"));
-	assert_int_equal(npt_window_check(&lay, 0, 4ull * lay.hp_size, 4096, err, sizeof(err)), -EPROTO);
+	assert_int_equal(npt_window_check(&lay, 0, 4ull * lay.hp_size, 4096, 0, err, sizeof(err)), -EPROTO);
 	assert_non_null(strstr(err, "channel stride 4096 outside"));
+}
+
+/* A shrunk window: the stride must hold the rings and the announced payload
+ * area; the area is page-aligned and never above the layout's. */
+static void window_check_shrunk_payload(void **st)
+{
+	struct npt_layout lay;
+	char err[256];
+	uint64_t stride;
+
+	assert_int_equal(npt_layout_compute(NULL, NPL_F_HOST_WINDOW, &lay, err, sizeof(err)), 0);
+	stride = lay.payload_offset + (1u << 20);
+	assert_int_equal(npt_window_check(&lay, 0, 4 * stride, stride, 1u << 20, err, sizeof(err)), 0);
+	assert_int_equal(npt_window_check(&lay, 0, 4 * stride, stride, 2u << 20, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "channel stride"));
+	assert_int_equal(npt_window_check(&lay, 0, 4 * stride, stride, 1000, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "payload area 1000 not a multiple of 4096"));
+	assert_int_equal(npt_window_check(&lay, 0, 64ull << 20, 32u << 20, 32u << 20, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "up to data_per_chan 16777216"));
+}
+
+/* The host fits its layout into what the window backend gives: all of it
+ * when it fits, else shrunk payload areas (and max_xfer), else -ENOSPC. */
+static void window_plan_fits_or_shrinks(void **st)
+{
+	struct npt_layout lay;
+	struct npt_winplan wp;
+	char err[256];
+
+	assert_int_equal(npt_layout_compute(NULL, NPL_F_HOST_WINDOW, &lay, err, sizeof(err)), 0);
+	assert_int_equal(npt_window_plan(&lay, UINT64_MAX, &wp, err, sizeof(err)), 0);
+	assert_int_equal(wp.stride, lay.hp_size);
+	assert_int_equal(wp.size, 4ull * lay.hp_size);
+	assert_int_equal(wp.data, 0);
+	assert_int_equal(wp.data_eff, lay.data_per_chan);
+	assert_int_equal(wp.max_xfer, lay.max_xfer);
+
+	/* the module's 4 MiB window: 1 MiB per channel, minus the rings */
+	assert_int_equal(npt_window_plan(&lay, 4u << 20, &wp, err, sizeof(err)), 0);
+	assert_int_equal(wp.stride, 1u << 20);
+	assert_int_equal(wp.size, 4u << 20);
+	assert_int_equal(wp.data, (1u << 20) - lay.payload_offset);
+	assert_int_equal(wp.data_eff, wp.data);
+	assert_int_equal(wp.max_xfer, 256u << 10);   /* two in flight, a power of two */
+	assert_int_equal(npt_window_check(&lay, 4096, wp.size, wp.stride, wp.data, err, sizeof(err)), 0);
+	assert_int_equal(npt_window_xfer(&lay, wp.data), wp.max_xfer);
+	assert_int_equal(npt_window_xfer(&lay, 0), lay.max_xfer);
+
+	/* a size that is not a page multiple per channel rounds down */
+	assert_int_equal(npt_window_plan(&lay, (4u << 20) + 3 * 4096 + 5, &wp, err, sizeof(err)), 0);
+	assert_true(wp.size <= (4u << 20) + 3 * 4096 + 5);
+	assert_int_equal(wp.stride % 4096, 0);
+
+	assert_int_equal(npt_window_plan(&lay, 4 * (lay.payload_offset + 4096), &wp, err, sizeof(err)), -ENOSPC);
+	assert_non_null(strstr(err, "too small for 4 channels"));
 }
 
 static void backoff_spins_then_sleeps_up_to_cap(void **st)
@@ -289,6 +344,8 @@ int main(void)
 		cmocka_unit_test(layout_rejects_bad_params),
 		cmocka_unit_test(layout_read_rejects_each_corruption),
 		cmocka_unit_test(window_check_limits),
+		cmocka_unit_test(window_check_shrunk_payload),
+		cmocka_unit_test(window_plan_fits_or_shrinks),
 		cmocka_unit_test(backoff_spins_then_sleeps_up_to_cap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -374,7 +374,9 @@ static int epf_dma_open(struct npt_chan *c, struct npt_dma **out)
 	e->d = dev_of(l);
 	e->hp_bar = l->lay.chan_base + (uint64_t)c->idx * l->lay.chan_stride + l->lay.hp_offset;
 	e->hp_bus = c->win->bus + (uint64_t)c->idx * c->win->stride;
-	e->hp_size = l->lay.hp_size;
+	/* the channel's part of the window: a host may have shrunk the payload
+	 * areas to fit its window (docs/transport.md 3.1) */
+	e->hp_size = l->lay.payload_offset + c->data_size;
 	*out = e;
 	return 0;
 }

@@ -83,12 +83,16 @@ static void bells_init(struct npt_link *l, const struct stat *st)
 /* Never blocks. A full socket (EAGAIN) already holds a wake-up; no socket
  * (ECONNREFUSED, ENOENT) means nobody of the other side waits on this
  * machine (a host inside a guest, a peer that polls): both are fine. */
+static int shm_notify_ivshmem(struct npt_link *l, unsigned chan);
+
 static int shm_notify(struct npt_link *l, unsigned chan)
 {
 	struct sockaddr_un a;
 	socklen_t len;
 	char one = 1;
 
+	if (l->ivsh)
+		return shm_notify_ivshmem(l, chan);
 	if (!l->bells || chan >= NPT_MAX_CHANNELS)
 		return 0;
 	len = bell_addr(l->bells, l->role == NPT_ROLE_HOST ? 'e' : 'h', chan, &a);
@@ -160,6 +164,27 @@ static bool has_magic(int fd)
 	return pread(fd, b, 4, 0) == 4 && get_le32(b) == NPL_MAGIC;
 }
 
+/* irq=ivshmem:SOCKET: the EP rings the host (a QEMU guest) through an
+ * ivshmem server (irq-ivshmem.c); a host has nothing to ring it with. */
+static int shm_irq_open(struct npt_link *l, char *err, size_t errlen)
+{
+	if (!l->spec.irq_sock[0] || l->ivsh)
+		return 0;
+	if (l->role != NPT_ROLE_EP) {
+		npt_seterr(err, errlen, "shm: irq=ivshmem:%s rings the host from the EP; "
+			   "a host link string takes no irq=", l->spec.irq_sock);
+		return -EINVAL;
+	}
+	return npt_ivsh_open(l->spec.irq_sock, l->spec.irq_peer, &l->ivsh, err, errlen);
+}
+
+/* EP: channel chan's completions ring the host's vector chan (mod the
+ * guest's vectors), which its pci backend sleeps on (backend-pci.c). */
+static int shm_notify_ivshmem(struct npt_link *l, unsigned chan)
+{
+	return l->ivsh ? npt_ivsh_ring(l->ivsh, chan) : 0;
+}
+
 static int shm_map_bar(struct npt_link *l, uint64_t size, char *err, size_t errlen)
 {
 	const char *path = l->spec.bar_path;
@@ -212,7 +237,7 @@ map:
 	l->bar_maplen = l->bar_size;
 	if (!fstat(fd, &st))
 		bells_init(l, &st);
-	return 0;
+	return shm_irq_open(l, err, errlen);
 fail_errno:
 	npt_seterr(err, errlen, "shm: BAR file %s: %s", path, strerror(errno));
 	return -errno;
@@ -314,6 +339,8 @@ static void shm_unmap_window(struct npt_link *l, struct npt_winmap *w)
 
 static void shm_close(struct npt_link *l)
 {
+	npt_ivsh_close(l->ivsh);
+	l->ivsh = NULL;
 	bells_free(l);
 	if (l->bar_map) {
 		munmap(l->bar_map, l->bar_maplen);
@@ -334,6 +361,16 @@ static void shm_close(struct npt_link *l)
 	}
 }
 
+/* Host: any size in the window file, if the link string names one, or at
+ * most win_max= (a host window smaller than the layout, as a host kernel
+ * gives: the link shrinks the payload areas). */
+static uint64_t shm_win_max(struct npt_link *l)
+{
+	if (!l->spec.win_path[0])
+		return 0;
+	return l->spec.win_max ? l->spec.win_max : UINT64_MAX;
+}
+
 static void shm_reg_path(struct npt_link *l, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s.hosts", l->spec.bar_path);
@@ -344,6 +381,7 @@ const struct npt_backend_ops npt_shm_ops = {
 	.map_bar = shm_map_bar,
 	.map_window = shm_map_window,
 	.unmap_window = shm_unmap_window,
+	.win_max = shm_win_max,
 	.close = shm_close,
 	.reg_path = shm_reg_path,
 	.notify = shm_notify,

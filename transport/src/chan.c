@@ -85,7 +85,10 @@ int npt_chan_peer_check(struct npt_chan *c)
 	return 0;
 }
 
-static void chan_map(struct npt_chan *c, uint8_t *hp)
+/* hp: the host-polled area in the window, or NULL for the BAR copy
+ * (BAR-only mode, or an epf EP's shadow of the window); data: the payload
+ * bytes the window gives a channel (0: the layout's data_per_chan). */
+static void chan_map(struct npt_chan *c, uint8_t *hp, uint32_t data)
 {
 	const struct npt_layout *lay = &c->link->lay;
 	uint8_t *base = c->link->bar + lay->chan_base + (uint64_t)c->idx * lay->chan_stride;
@@ -98,6 +101,7 @@ static void chan_map(struct npt_chan *c, uint8_t *hp)
 	c->h2e = base + NPL_CHAN_SQ_OFFSET + (size_t)c->n * sizeof(struct npl_sqe);
 	if (!hp)
 		hp = base + lay->hp_offset;
+	c->data_size = data ? data : lay->data_per_chan;
 	c->hctl = (struct npl_chan_host_ctl *)hp;
 	c->cq = (struct npl_cqe *)(hp + NPL_CHAN_CQ_OFFSET);
 	c->e2h = hp + NPL_CHAN_CQ_OFFSET + (size_t)c->n * sizeof(struct npl_cqe);
@@ -111,7 +115,7 @@ int npt_chan_open(struct npt_link *l, int idx, struct npt_chan **out)
 	struct npt_hosts_reg reg;
 	struct npt_chan *c;
 	uint8_t *hp = NULL;
-	uint32_t session = 0;
+	uint32_t session = 0, data = 0;
 	int r, i;
 
 	*out = NULL;
@@ -170,8 +174,10 @@ int npt_chan_open(struct npt_link *l, int idx, struct npt_chan **out)
 				session = 1;
 		}
 		l->chan_session[idx] = session;
-		if (l->window)
+		if (l->window) {
 			hp = l->win->base + (uint64_t)idx * l->win_stride;
+			data = l->win_data;
+		}
 	}
 	npt_hosts_unlock(l);
 	pthread_mutex_unlock(&l->lock);
@@ -182,7 +188,7 @@ int npt_chan_open(struct npt_link *l, int idx, struct npt_chan **out)
 	c->link = l;
 	c->role = NPT_ROLE_HOST;
 	c->idx = (unsigned)idx;
-	chan_map(c, hp);
+	chan_map(c, hp, data);
 	r = npt_host_chan_init(c);
 	if (r) {
 		npt_link_release_chan(l, c->idx);
@@ -215,7 +221,7 @@ int npt_chan_accept(struct npt_link *l, struct npt_chan **out)
 	struct npt_chan *c;
 	unsigned epoch;
 	int found = -1;
-	uint32_t sess = 0;
+	uint32_t sess = 0, data = 0;
 	uint8_t *hp = NULL;
 	int r;
 
@@ -260,6 +266,7 @@ int npt_chan_accept(struct npt_link *l, struct npt_chan **out)
 		c->shadow = l->win_shadow;
 		if (!c->shadow)
 			hp = c->win->base + (uint64_t)found * l->win_stride;
+		data = l->win_data;
 	}
 	pthread_mutex_unlock(&l->lock);
 
@@ -268,7 +275,7 @@ int npt_chan_accept(struct npt_link *l, struct npt_chan **out)
 	c->idx = (unsigned)found;
 	c->session = sess;
 	c->epoch = epoch;
-	chan_map(c, hp);
+	chan_map(c, hp, data);
 	r = npt_ep_chan_init(c);
 	if (r) {
 		npt_chan_close(c);
@@ -475,4 +482,9 @@ ssize_t npt_chan_recv(struct npt_chan *c, void *buf, size_t len)
 struct npl_chan_host_ctl *npt_test_hctl(struct npt_chan *c)
 {
 	return c->hctl;
+}
+
+int npt_test_notify(struct npt_link *l, unsigned chan)
+{
+	return l->ops->notify ? l->ops->notify(l, chan) : -ENOTSUP;
 }

@@ -153,6 +153,14 @@ bool npt_chan_arm(struct npt_chan *c)
 	/* Orders the sleeping word's store before the re-check's loads of the
 	 * rings (the other half of the producer's fence in npt_chan_kick). */
 	npt_fence_full();
+	/* A host's store into a real PCIe BAR is posted and the fence does not
+	 * wait for it to arrive; with a host window the re-check below reads
+	 * only host memory, which the EP's completions reach without passing
+	 * that store. Read a BAR word back (a read completion cannot pass
+	 * earlier posted writes) so that the EP sees the word before we look
+	 * at our rings. The shm files are coherent memory. */
+	if (c->role == NPT_ROLE_HOST && c->link->spec.kind != NPT_KIND_SHM)
+		(void)npt_load_acquire32(&c->ectl->host_state);
 	if (chan_pending(c)) {
 		npt_wr32(c->my_sleep, NPL_AWAKE);
 		npt_wc_fence(c->wc);

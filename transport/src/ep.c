@@ -34,7 +34,7 @@ int npt_ep_chan_init(struct npt_chan *c)
 	} else if (c->win) {
 		/* The staging area mirrors the host's payload area offset for
 		 * offset; pages are only committed when a payload touches them. */
-		c->staging_len = l->lay.data_per_chan;
+		c->staging_len = c->data_size;
 		c->staging = mmap(NULL, c->staging_len, PROT_READ | PROT_WRITE,
 				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (c->staging == MAP_FAILED) {
@@ -105,10 +105,10 @@ int npt_ep_check_sqe(struct npt_chan *c, const struct npl_sqe *e, uint32_t pos)
 	if (len > lay->max_xfer)
 		return reject(c, NPL_ERR_LEN, "take: channel %u entry %" PRIu32 " length %" PRIu32
 			      " beyond max_xfer %" PRIu32, c->idx, pos, len, lay->max_xfer);
-	if (len && (off > lay->data_per_chan || len > lay->data_per_chan - off))
+	if (len && (off > c->data_size || len > c->data_size - off))
 		return reject(c, NPL_ERR_RANGE, "take: channel %u entry %" PRIu32 " offset %" PRIu64
 			      " + length %" PRIu32 " beyond payload area %" PRIu32,
-			      c->idx, pos, off, len, lay->data_per_chan);
+			      c->idx, pos, off, len, c->data_size);
 	if (type == NBD_CMD_READ || type == NBD_CMD_WRITE) {
 		uint32_t want = type == NBD_CMD_READ ? NPL_SQE_TO_HOST : NPL_SQE_TO_EP;
 

@@ -8,7 +8,7 @@
 
 int npt_hbuf_init(struct npt_chan *c)
 {
-	c->npages = c->link->lay.data_per_chan / NPT_HBUF_PAGE;
+	c->npages = c->data_size / NPT_HBUF_PAGE;
 	c->pages = calloc((c->npages + 63) / 64 + 1, sizeof(uint64_t));
 	return c->pages ? 0 : -ENOMEM;
 }
@@ -62,7 +62,7 @@ int npt_host_buf_alloc(struct npt_chan *c, uint32_t len, struct npt_hbuf *b)
 
 	if (r)
 		return r;
-	if (len > c->link->lay.max_xfer)
+	if (len > npt_link_max_xfer(c->link))
 		return -E2BIG;
 	if (!len) {
 		*b = (struct npt_hbuf){ .ptr = c->payload, .len = 0, .off = 0 };

@@ -58,7 +58,7 @@ int npt_host_submit(struct npt_chan *c, const uint8_t req[28], const struct npt_
 		need = len;
 		flags = type == NBD_CMD_READ ? NPL_SQE_TO_HOST : NPL_SQE_TO_EP;
 	}
-	if (need > c->link->lay.max_xfer)
+	if (need > npt_link_max_xfer(c->link))
 		return -E2BIG;
 	if (need && (!b || b->len != need))
 		return -EINVAL;

@@ -99,12 +99,15 @@ struct npt_spec {
 	char win_path[PATH_MAX];     /* shm: window file ("" = BAR-only) */
 	bool win_default;            /* shm:PATH form: window file is PATH.win, ours to create */
 	uint64_t win_base;           /* shm: bus address of the window = file offset */
+	uint64_t win_max;            /* shm host: most bytes of window to publish, 0 = any */
 	bool pci_by_id;              /* pci: vendor:device instead of an address */
 	unsigned domain, bus, dev, func, vendor, device;
 	int bar;                     /* pci: BAR index, -1 = the largest memory BAR */
 	double dma_gbps;             /* emulated DMA: bandwidth model, 0 = unlimited */
 	double dma_lat_us;           /* emulated DMA: latency model, 0 = none */
 	char epf_path[PATH_MAX];     /* epf: character device */
+	char irq_sock[108];          /* shm EP: irq=ivshmem:SOCKET ("" = none) */
+	int64_t irq_peer;            /* shm EP: irq_peer=ID, -1 = the lowest other peer */
 	bool epf_bar_only;           /* epf: never offer a host window */
 };
 int npt_spec_parse(const char *s, struct npt_spec *out, char *err, size_t errlen);
@@ -124,8 +127,24 @@ int  npt_layout_read(const struct npl_bar_header *h, uint64_t mapped,
  * (data_per_chan shrunk; max_xfer derived unless p sets it). */
 int  npt_layout_fit(const struct npt_link_params *p, uint32_t features, uint64_t bar_size,
 		    struct npt_layout *lay, char *err, size_t errlen);
+/* The host window's parameters (docs/transport.md "The host window"): data
+ * is win_data_per_chan (0 = the layout's data_per_chan). */
 int  npt_window_check(const struct npt_layout *lay, uint64_t bus, uint64_t size,
-		      uint64_t stride, char *err, size_t errlen);
+		      uint64_t stride, uint32_t data, char *err, size_t errlen);
+/* Host: how to lay the window out in at most `max` bytes: every channel's
+ * host-polled area, payload areas shrunk (and max_xfer with them) when the
+ * layout's do not fit; -ENOSPC if even 64 KiB per channel does not. */
+struct npt_winplan {
+	uint64_t size, stride;       /* bytes to map and publish */
+	uint32_t data;               /* win_data_per_chan to publish (0 = not shrunk) */
+	uint32_t data_eff;           /* payload bytes per channel in use */
+	uint32_t max_xfer;           /* largest payload per entry the host sends */
+};
+int  npt_window_plan(const struct npt_layout *lay, uint64_t max, struct npt_winplan *wp,
+		     char *err, size_t errlen);
+/* The max_xfer a host uses with a payload area of `data` bytes (0 = the
+ * layout's): the layout's, or less for a shrunk area. */
+uint32_t npt_window_xfer(const struct npt_layout *lay, uint32_t data);
 
 /* ---- backend-*.c: where the BAR and the window come from -----------------
  * A backend maps memory; it knows nothing of rings. All callbacks may block
@@ -152,6 +171,10 @@ struct npt_backend_ops {
 	int  (*map_window)(struct npt_link *l, uint64_t *bus, uint64_t size,
 			   struct npt_winmap **out, char *err, size_t errlen);
 	void (*unmap_window)(struct npt_link *l, struct npt_winmap *w);
+	/* Optional (NULL: no window). Host: the most bytes map_window can
+	 * give (0 = none now: BAR-only; UINT64_MAX = any size). The link
+	 * shrinks the payload areas to fit (npt_window_plan). */
+	uint64_t (*win_max)(struct npt_link *l);
 	/* Required. Unmap the BAR, remove what this side created. Safe on a
 	 * half-opened link. */
 	void (*close)(struct npt_link *l);
@@ -205,6 +228,24 @@ struct npt_epf_linkstate {
 };
 int npt_epf_link_step(struct npt_epf_linkstate *s, const struct npk_ep_event *ev, bool *reset);
 
+/* ---- irq-ivshmem.c: an ivshmem peer raising a QEMU guest's MSI-X ---------
+ * open connects to the ivshmem server at path (QEMU's ivshmem protocol) and
+ * learns the other peers' interrupt eventfds; ring writes vector
+ * `vector mod (the peer's vectors)` of peer `peer` (-1: the lowest ID that is
+ * not ours) and never blocks (-ENOTCONN: no such peer yet). Thread-safe. */
+struct npt_ivsh;
+int  npt_ivsh_open(const char *path, int64_t peer, struct npt_ivsh **out, char *err, size_t errlen);
+/* The same over a connected socket (taken over, closed on failure); name
+ * is for messages. The fuzz target feeds the server side. */
+int  npt_ivsh_open_sock(int sock, const char *name, int64_t peer, struct npt_ivsh **out,
+			char *err, size_t errlen);
+int  npt_ivsh_ring(struct npt_ivsh *v, unsigned vector);
+void npt_ivsh_close(struct npt_ivsh *v);   /* NULL-safe */
+/* Our own eventfd for `vector` (what another peer rings), -1 if none: a
+ * peer that plays the guest (tests). */
+int  npt_ivsh_own_fd(struct npt_ivsh *v, unsigned vector);
+int64_t npt_ivsh_id(const struct npt_ivsh *v);
+
 /* ---- dma-emul.c, backend-epf.c: DMA engines -------------------------------
  * One engine queue per channel, driven by the channel's thread. A transfer
  * moves len bytes between EP-local memory (`local`) and the channel's
@@ -245,6 +286,7 @@ struct npt_link {
 	uint64_t bar_size;
 	bool bar_wc;                 /* host: BAR mapped write-combined */
 	int bar_fd, win_fd;          /* shm backend */
+	struct npt_ivsh *ivsh;       /* shm EP: rings the host's MSI-X (irq=ivshmem:) */
 	bool bar_created, win_created;
 	bool bar_fit;                /* EP: fit the layout into a foreign BAR file */
 	bool win_join;               /* host: map the window another host process published */
@@ -265,6 +307,10 @@ struct npt_link {
 	struct npt_winmap *win;      /* current window mapping (under lock) */
 	uint64_t win_bus;            /* host: published bus address */
 	uint64_t win_stride;         /* bytes between channels in the window */
+	uint32_t win_data;           /* payload bytes per channel in the window (under lock) */
+	uint32_t max_xfer;           /* host: largest payload per entry it sends */
+	char mode[NPT_ERRLEN + 64];            /* host: window or BAR-only and why, for describe */
+	char bnote[256];             /* host: the backend's note (what it maps through), for describe */
 	bool bell_off;               /* NPT_DOORBELL=0: neither ring nor sleep */
 	bool ring_peer;              /* we ring the peer for its sleeping words (NPL_F_DOORBELL
 	                                in our features / host_features) */
@@ -288,7 +334,7 @@ struct npt_link {
 	bool chan_busy[NPT_MAX_CHANNELS];    /* a local handle exists */
 	uint32_t chan_session[NPT_MAX_CHANNELS]; /* EP: last session accepted; host: last opened */
 	char errmsg[NPT_ERRLEN];
-	char desc[PATH_MAX + 64];
+	char desc[PATH_MAX + 640];
 };
 uint64_t npt_now_ns(void);
 const char *npt_err_name(uint32_t code);  /* NPL_ERR_* as text */
@@ -325,6 +371,7 @@ struct npt_chan {
 	struct npl_cqe *cq;
 	uint8_t *e2h;
 	uint8_t *payload;                /* payload area in the host-polled area */
+	uint32_t data_size;              /* bytes of it in use (window: maybe shrunk) */
 	struct npt_winmap *win;          /* EP: window ref held by this channel */
 	bool shadow;                     /* EP: hctl/cq/e2h/payload are the BAR shadow of the
 	                                    window's area; npt_chan_push() copies stores across */
@@ -432,5 +479,7 @@ void npt_seterr(char *err, size_t errlen, const char *fmt, ...)
 /* ---- test hooks (used by tests/transport and fuzz targets only) ---------- */
 uint8_t *npt_test_bar(struct npt_link *l);
 struct npl_chan_host_ctl *npt_test_hctl(struct npt_chan *c);
+/* The backend's notify for chan: -ENOTSUP if it has none. */
+int npt_test_notify(struct npt_link *l, unsigned chan);
 
 #endif /* NPT_INTERNAL_H */

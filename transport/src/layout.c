@@ -208,16 +208,68 @@ int npt_layout_read(const struct npl_bar_header *h, uint64_t mapped,
 }
 
 int npt_window_check(const struct npt_layout *lay, uint64_t bus, uint64_t size,
-		     uint64_t stride, char *err, size_t errlen)
+		     uint64_t stride, uint32_t data, char *err, size_t errlen)
 {
+	uint64_t need;
+
+	if (data % NPL_PAGE || data > lay->data_per_chan)
+		FAIL("window: payload area %" PRIu32 " not a multiple of %u up to data_per_chan %" PRIu32,
+		     data, NPL_PAGE, lay->data_per_chan);
+	need = data ? (uint64_t)lay->payload_offset + data : lay->hp_size;
 	if (bus % NPL_PAGE || stride % NPL_PAGE)
 		FAIL("window: bus address 0x%" PRIx64 " or channel stride %" PRIu64
 		     " not a multiple of %u", bus, stride, NPL_PAGE);
-	if (stride < lay->hp_size || stride > (1ull << 32))
-		FAIL("window: channel stride %" PRIu64 " outside %" PRIu32 "..%llu",
-		     stride, lay->hp_size, 1ull << 32);
+	if (stride < need || stride > (1ull << 32))
+		FAIL("window: channel stride %" PRIu64 " outside %" PRIu64 "..%llu",
+		     stride, need, 1ull << 32);
 	if (size < stride * lay->nchannels || bus + size < bus)
 		FAIL("window: size %" PRIu64 " below %" PRIu32 " channels x %" PRIu64 " bytes",
 		     size, lay->nchannels, stride);
 	return 0;
+}
+
+/* Smallest payload area a shrunk window leaves a channel: one 64 KiB
+ * request at a time (as npt_layout_fit's floor). */
+#define PLAN_MIN_DATA (64u << 10)
+
+int npt_window_plan(const struct npt_layout *lay, uint64_t max, struct npt_winplan *wp,
+		    char *err, size_t errlen)
+{
+	uint64_t per, data;
+
+	memset(wp, 0, sizeof(*wp));
+	if (max >= (uint64_t)lay->nchannels * lay->hp_size) {
+		wp->stride = lay->hp_size;
+		wp->size = (uint64_t)lay->nchannels * lay->hp_size;
+		wp->data = 0;
+		wp->data_eff = lay->data_per_chan;
+		wp->max_xfer = lay->max_xfer;
+		return 0;
+	}
+	per = max / lay->nchannels / NPL_PAGE * NPL_PAGE;
+	data = per > lay->payload_offset ? per - lay->payload_offset : 0;
+	if (data < PLAN_MIN_DATA) {
+		npt_seterr(err, errlen, "window: %" PRIu64 " bytes too small for %" PRIu32
+			   " channels (each needs %" PRIu32 " bytes of rings and streams and at least %u of payload)",
+			   max, lay->nchannels, lay->payload_offset, PLAN_MIN_DATA);
+		return -ENOSPC;
+	}
+	wp->stride = per;
+	wp->size = per * lay->nchannels;
+	wp->data = wp->data_eff = (uint32_t)data;
+	wp->max_xfer = npt_window_xfer(lay, wp->data);
+	return 0;
+}
+
+uint32_t npt_window_xfer(const struct npt_layout *lay, uint32_t data)
+{
+	uint32_t x;
+
+	if (!data || data >= lay->data_per_chan)
+		return lay->max_xfer;
+	/* two full-size requests in flight per channel, a power of two (as
+	 * npt_layout_fit), never above what the EP allows */
+	for (x = NPL_PAGE; (uint64_t)x * 2 * 2 <= data && x < lay->max_xfer; x *= 2)
+		;
+	return x < lay->max_xfer ? x : lay->max_xfer;
 }

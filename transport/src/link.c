@@ -127,12 +127,13 @@ static void ep_attach(struct npt_link *l, uint32_t gen)
 		uint64_t bus = npt_rd64(&h->win_bus_addr);
 		uint64_t size = npt_rd64(&h->win_size);
 		uint64_t stride = npt_rd64(&h->win_chan_stride);
+		uint32_t data = npt_rd32(&h->win_data_per_chan);
 		struct npt_winmap *w = NULL;
 
 		if (!(l->lay.features & NPL_F_HOST_WINDOW) || !l->ops->map_window) {
 			snprintf(why, sizeof(why), "window: host asked for a window, this EP offers none");
 			status = NPL_ERR_WINDOW;
-		} else if (npt_window_check(&l->lay, bus, size, stride, why, sizeof(why))) {
+		} else if (npt_window_check(&l->lay, bus, size, stride, data, why, sizeof(why))) {
 			status = NPL_ERR_WINDOW;
 		} else if (l->ops->map_window(l, &bus, size, &w, why, sizeof(why))) {
 			status = NPL_ERR_WINMAP;
@@ -140,6 +141,7 @@ static void ep_attach(struct npt_link *l, uint32_t gen)
 			w->stride = stride;
 			l->win = w;
 			l->win_stride = stride;
+			l->win_data = data ? data : l->lay.data_per_chan;
 			l->window = true;
 		}
 	}
@@ -155,8 +157,12 @@ static void ep_attach(struct npt_link *l, uint32_t gen)
 		l->peer_hb = npt_rd64(&h->host_heartbeat);
 		l->peer_hb_ns = npt_now_ns();
 		l->peer_idle = 0;
-		link_set_err(l, "host generation %" PRIu32 " attached (%s)", gen,
-			     l->window ? "host window" : "BAR-only");
+		if (l->window && l->win_data < l->lay.data_per_chan)
+			link_set_err(l, "host generation %" PRIu32 " attached (host window, payload areas "
+				     "shrunk to %" PRIu32 " bytes)", gen, l->win_data);
+		else
+			link_set_err(l, "host generation %" PRIu32 " attached (%s)", gen,
+				     l->window ? "host window" : "BAR-only");
 		set_down(l, 0);
 	}
 	npt_store_release32(&h->ep_host_gen, gen);
@@ -450,6 +456,10 @@ static int host_attach_new(struct npt_link *l, const struct npt_link_params *p, 
 	uint32_t gen, bell = 0;
 	int r;
 
+	uint64_t max = l->ops->win_max ? l->ops->win_max(l) : 0;
+	struct npt_winplan wp;
+	char why[NPT_ERRLEN];
+
 	/* Ring the EP for its sleeping words if it offers doorbells (it then
 	 * rings us too) and our backend can. */
 	l->peer_rings = l->lay.features & NPL_F_DOORBELL;
@@ -457,22 +467,37 @@ static int host_attach_new(struct npt_link *l, const struct npt_link_params *p, 
 		bell = NPL_F_DOORBELL;
 		l->ring_peer = true;
 	}
-	if ((l->lay.features & NPL_F_HOST_WINDOW) && l->spec.win_path[0] &&
-	    !(p && p->bar_only) && l->ops->map_window) {
-		uint64_t size = (uint64_t)l->lay.nchannels * l->lay.hp_size;
 
-		r = l->ops->map_window(l, &l->win_bus, size, &l->win, err, errlen);
+	l->max_xfer = l->lay.max_xfer;
+	if (!(l->lay.features & NPL_F_HOST_WINDOW)) {
+		snprintf(l->mode, sizeof(l->mode), "BAR-only: the EP offers no host window");
+	} else if (p && p->bar_only) {
+		snprintf(l->mode, sizeof(l->mode), "BAR-only: asked for");
+	} else if (!max || !l->ops->map_window) {
+		snprintf(l->mode, sizeof(l->mode), "BAR-only");
+	} else if (npt_window_plan(&l->lay, max, &wp, why, sizeof(why))) {
+		snprintf(l->mode, sizeof(l->mode), "BAR-only: %s", why);
+	} else {
+		r = l->ops->map_window(l, &l->win_bus, wp.size, &l->win, err, errlen);
 		if (r)
 			return r;
 		l->window = true;
-		l->win_stride = l->lay.hp_size;
+		l->win_stride = wp.stride;
+		l->win_data = wp.data_eff;
+		l->max_xfer = wp.max_xfer;
+		if (wp.data)
+			snprintf(l->mode, sizeof(l->mode), "host window of %" PRIu64 " bytes at bus 0x%" PRIx64
+				 "; payload areas shrunk to fit: %" PRIu32 " of %" PRIu32 " bytes per channel, "
+				 "max_xfer %" PRIu32, wp.size, l->win_bus, wp.data, l->lay.data_per_chan, wp.max_xfer);
+		else
+			snprintf(l->mode, sizeof(l->mode), "host window of %" PRIu64 " bytes at bus 0x%" PRIx64,
+				 wp.size, l->win_bus);
 		npt_wr64(&h->win_bus_addr, l->win_bus);
-		npt_wr64(&h->win_size, size);
-		npt_wr64(&h->win_chan_stride, l->lay.hp_size);
-		npt_wr32(&h->host_features, NPL_F_HOST_WINDOW | bell);
-	} else {
-		npt_wr32(&h->host_features, bell);
+		npt_wr64(&h->win_size, wp.size);
+		npt_wr64(&h->win_chan_stride, wp.stride);
+		npt_wr32(&h->win_data_per_chan, wp.data);
 	}
+	npt_wr32(&h->host_features, (l->window ? NPL_F_HOST_WINDOW : 0) | bell);
 	gen = npt_rd32(&h->host_generation) + 1;
 	l->gen = gen ? gen : 1;
 	npt_wc_fence(l->bar_wc);
@@ -509,6 +534,7 @@ static int host_join(struct npt_link *l, uint32_t gen, int32_t other, char *err,
 	int r;
 
 	l->gen = gen;
+	l->max_xfer = l->lay.max_xfer;
 	/* The attaching process promised the EP doorbells for every channel. */
 	l->peer_rings = l->lay.features & NPL_F_DOORBELL;
 	if (feat & NPL_F_DOORBELL) {
@@ -523,14 +549,15 @@ static int host_join(struct npt_link *l, uint32_t gen, int32_t other, char *err,
 	if (feat & NPL_F_HOST_WINDOW) {
 		uint64_t bus = npt_rd64(&h->win_bus_addr), size = npt_rd64(&h->win_size);
 		uint64_t stride = npt_rd64(&h->win_chan_stride);
+		uint32_t data = npt_rd32(&h->win_data_per_chan);
 
-		if (!l->ops->map_window || !l->spec.win_path[0]) {
+		if (!l->ops->map_window || !l->ops->win_max || !l->ops->win_max(l)) {
 			npt_seterr(err, errlen, "link: %s: host process %d attached it with a host window, "
 				   "which this link string cannot map: use the same link string",
 				   l->spec.bar_path, (int)other);
 			return -EBUSY;
 		}
-		r = npt_window_check(&l->lay, bus, size, stride, err, errlen);
+		r = npt_window_check(&l->lay, bus, size, stride, data, err, errlen);
 		if (r)
 			return r;
 		l->win_join = true;
@@ -540,6 +567,12 @@ static int host_join(struct npt_link *l, uint32_t gen, int32_t other, char *err,
 		l->window = true;
 		l->win_bus = bus;
 		l->win_stride = stride;
+		l->win_data = data ? data : l->lay.data_per_chan;
+		l->max_xfer = npt_window_xfer(&l->lay, data);
+		snprintf(l->mode, sizeof(l->mode), "host window of %" PRIu64 " bytes at bus 0x%" PRIx64
+			 " joined (host process %d attached it)", size, bus, (int)other);
+	} else {
+		snprintf(l->mode, sizeof(l->mode), "BAR-only, joined (host process %d attached it)", (int)other);
 	}
 	return 0;
 }
@@ -701,6 +734,12 @@ int npt_link_open(const char *spec, enum npt_role role, const struct npt_link_pa
 		goto fail;
 	if (l->ops->describe)
 		l->ops->describe(l, l->desc, sizeof(l->desc));
+	else if (l->spec.kind == NPT_KIND_SHM && role == NPT_ROLE_HOST && l->window &&
+		 l->win_data < l->lay.data_per_chan)
+		snprintf(l->desc, sizeof(l->desc), "shm:%s (host window, payload areas shrunk to %" PRIu32
+			 " bytes, max_xfer %" PRIu32 ", %" PRIu32 " ch%s)", l->spec.bar_path, l->win_data,
+			 npt_link_max_xfer(l), l->lay.nchannels,
+			 l->ring_peer && l->peer_rings ? ", doorbells" : "");
 	else if (l->spec.kind == NPT_KIND_SHM)
 		snprintf(l->desc, sizeof(l->desc), "shm:%s (%s, %" PRIu32 " ch%s)", l->spec.bar_path,
 			 role == NPT_ROLE_EP ? (l->lay.features & NPL_F_HOST_WINDOW ? "host window offered" : "BAR-only")
@@ -708,7 +747,11 @@ int npt_link_open(const char *spec, enum npt_role role, const struct npt_link_pa
 			 l->lay.nchannels,
 			 (role == NPT_ROLE_EP ? l->ring_peer : l->ring_peer && l->peer_rings) ? ", doorbells" : "");
 	else
-		snprintf(l->desc, sizeof(l->desc), "%s (BAR-only, %" PRIu32 " ch)", spec, l->lay.nchannels);
+		snprintf(l->desc, sizeof(l->desc), "%s (%s%s%s, %" PRIu32 " ch, %s)", spec,
+			 l->mode[0] ? l->mode : "BAR-only", l->bnote[0] ? "; " : "", l->bnote,
+			 l->lay.nchannels,
+			 l->peer_rings && l->ops->wait_fd && !l->bell_off ? "sleeps on the EP's interrupts"
+									  : "polls");
 	*out = l;
 	return 0;
 fail:
@@ -833,7 +876,7 @@ unsigned npt_link_nchannels(const struct npt_link *l)
 
 uint32_t npt_link_max_xfer(const struct npt_link *l)
 {
-	return l->lay.max_xfer;
+	return l->max_xfer ? l->max_xfer : l->lay.max_xfer;
 }
 
 const char *npt_link_describe(const struct npt_link *l)

@@ -6,8 +6,11 @@
 
 #include "internal.h"
 
-#define FORMS "accepted forms: shm:PATH, shm:bar=PATH[,win=PATH[,win_base=ADDR]], " \
+#define FORMS "accepted forms: shm:PATH, shm:bar=PATH[,win=PATH[,win_base=ADDR]][,win_max=BYTES][,irq=ivshmem:SOCKET[,irq_peer=ID]], " \
 	      "pci:DDDD:BB:DD.F[,bar=N], pci:VVVV:DDDD[,bar=N], epf:/dev/DEVICE[,bar_only]"
+
+/* ivshmem peer IDs are 16-bit (the Doorbell register's upper half). */
+#define IVSH_ID_MAX 65535
 
 /* The largest BAR index a PCI function has (BAR0..BAR5). */
 #define PCI_MAX_BAR 5
@@ -79,7 +82,7 @@ static int parse_shm(struct npt_spec *s, const char *spec, char *rest, char *err
 	char why[PATH_MAX + 96];
 	bool kv = !strncmp(rest, "bar=", 4);
 	char *save = NULL, *tok;
-	bool first = true, have_base = false;
+	bool first = true, have_base = false, have_peer = false;
 
 	for (tok = strtok_r(rest, ",", &save); tok; tok = strtok_r(NULL, ",", &save), first = false) {
 		char *eq = strchr(tok, '=');
@@ -104,6 +107,31 @@ static int parse_shm(struct npt_spec *s, const char *spec, char *rest, char *err
 		} else if (kv && !strcmp(tok, "win")) {
 			if (copy_path(s->win_path, eq + 1))
 				return bad(err, errlen, spec, "shm: win= PATH is empty or too long");
+		} else if (!strcmp(tok, "irq")) {
+			const char *v = eq + 1;
+
+			if (strncmp(v, "ivshmem:", 8) || !v[8] || strlen(v + 8) >= sizeof(s->irq_sock)) {
+				snprintf(why, sizeof(why), "shm: irq \"%s\" is not ivshmem:SOCKET (a unix socket "
+					 "path of 1..%zu bytes)", v, sizeof(s->irq_sock) - 1);
+				return bad(err, errlen, spec, why);
+			}
+			memcpy(s->irq_sock, v + 8, strlen(v + 8) + 1);
+		} else if (!strcmp(tok, "irq_peer")) {
+			uint64_t id;
+
+			if (parse_u64(eq + 1, &id) || id > IVSH_ID_MAX) {
+				snprintf(why, sizeof(why), "shm: irq_peer \"%s\" is not an ivshmem peer ID 0..%d",
+					 eq + 1, IVSH_ID_MAX);
+				return bad(err, errlen, spec, why);
+			}
+			s->irq_peer = (int64_t)id;
+			have_peer = true;
+		} else if (!strcmp(tok, "win_max")) {
+			if (parse_u64(eq + 1, &s->win_max) || s->win_max < NPL_PAGE) {
+				snprintf(why, sizeof(why), "shm: win_max \"%s\" is not a size of at least %d bytes",
+					 eq + 1, NPL_PAGE);
+				return bad(err, errlen, spec, why);
+			}
 		} else if (kv && !strcmp(tok, "win_base")) {
 			if (parse_u64(eq + 1, &s->win_base) || s->win_base % NPL_PAGE) {
 				snprintf(why, sizeof(why), "shm: win_base \"%s\" is not a multiple of %d",
@@ -124,6 +152,8 @@ static int parse_shm(struct npt_spec *s, const char *spec, char *rest, char *err
 		return bad(err, errlen, spec, "shm: no BAR file");
 	if (have_base && !s->win_path[0])
 		return bad(err, errlen, spec, "shm: win_base without win=");
+	if (have_peer && !s->irq_sock[0])
+		return bad(err, errlen, spec, "shm: irq_peer without irq=");
 	return 0;
 }
 
@@ -183,6 +213,7 @@ int npt_spec_parse(const char *spec, struct npt_spec *s, char *err, size_t errle
 
 	memset(s, 0, sizeof(*s));
 	s->bar = -1;
+	s->irq_peer = -1;
 	if (!spec)
 		return bad(err, errlen, "(null)", "no link string");
 	n = strlen(spec);

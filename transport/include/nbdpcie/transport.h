@@ -55,8 +55,10 @@ struct npt_link_params {          /* EP: the layout it publishes; host: what it 
  *   shm:PATH                          BAR file PATH, host window PATH.win
  *   shm:bar=PATH,win=PATH[,win_base=ADDR]  explicit files (guest RAM: bus address = offset)
  *   shm:bar=PATH                      BAR-only
- *   pci:DDDD:BB:DD.F[,bar=N]          host, libpciaccess, by address (BAR-only for now)
- *   pci:VVVV:DDDD[,bar=N]             host, libpciaccess, by vendor:device
+ *   shm:...,irq=ivshmem:SOCK[,irq_peer=ID]  EP: ring a QEMU guest's MSI-X through an ivshmem server
+ *   pci:DDDD:BB:DD.F[,bar=N]          host, by address: through kmod/nbd-pcie-host if bound
+ *                                     (host window, interrupts), else libpciaccess BAR-only
+ *   pci:VVVV:DDDD[,bar=N]             host, by vendor:device
  *   epf:/dev/nbd-pcie-epN[,bar_only]  EP: pci-epf-nbd's character device (host window by DMA
  *                                     when the function has DMA, unless bar_only)
  * Optional shm parameters: dma_gbps=X, dma_lat_us=Y (emulated DMA engine model;
@@ -81,8 +83,9 @@ int  npt_link_check(struct npt_link *l);
 const char *npt_link_error(struct npt_link *l);   /* last error/why down, for logs; never NULL;
                                                      a per-thread copy, valid until the thread's next call */
 unsigned npt_link_nchannels(const struct npt_link *l);
-uint32_t npt_link_max_xfer(const struct npt_link *l);
-const char *npt_link_describe(const struct npt_link *l); /* "shm:/dev/shm/x (host window, 4 ch)" */
+uint32_t npt_link_max_xfer(const struct npt_link *l);   /* host: may be below the layout's (shrunk window) */
+const char *npt_link_describe(const struct npt_link *l); /* "shm:/dev/shm/x (host window, 4 ch)";
+                                                           pci: the mode and why */
 
 #define NPT_HEARTBEAT_MS     100   /* each side beats at least this often */
 #define NPT_PEER_DEAD_MS     1000  /* no beat for this long = peer dead */

@@ -107,7 +107,7 @@ struct npl_bar_header {
 	__le32 host_generation;  /* incremented on every host attach */
 	__le64 host_heartbeat;   /* incremented by the host at least every 100 ms */
 	__le32 host_features;    /* NPL_F_* in use, subset of features */
-	__le32 reserved2;
+	__le32 win_data_per_chan; /* bytes of each payload area in the window, 0 = data_per_chan */
 	__le64 win_bus_addr;     /* bus address of the host window (page aligned) */
 	__le64 win_size;         /* bytes of the host window */
 	__le64 win_chan_stride;  /* bytes between channels' host-polled areas in the window */

@@ -1,0 +1,246 @@
+/* A host window smaller than the EP's layout (docs/transport.md 3.1), on the
+ * shm link with the host's win_max= cap standing in for the host module's
+ * 4 MiB window: payload areas shrink (and max_xfer with them), data still
+ * flows, the EP holds the host to the shrunk area, and a window too small
+ * for any payload leaves the link BAR-only. */
+#include <errno.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "internal.h"
+#include "helpers.h"
+
+/* EP layout: 2 channels, 1 MiB payload areas, 256 KiB max_xfer. */
+static const struct npt_link_params ep_params = {
+	.nchannels = 2, .ring_entries = 8, .data_per_chan = 1 << 20, .max_xfer = 256 << 10,
+};
+
+struct pair {
+	char path[128];
+	struct npt_link *ep, *host;
+	struct npt_chan *ec, *hc;
+};
+
+/* Opens both sides; the host caps its window at win_max bytes (0: none). */
+static void pair_open(struct pair *p, uint64_t win_max)
+{
+	struct npt_link_params hp = ep_params;
+	char spec[256], err[512];
+	uint64_t t0;
+	int r;
+
+	t_shm_path(p->path, sizeof(p->path), "win");
+	snprintf(spec, sizeof(spec), "shm:%s", p->path);
+	if (npt_link_open(spec, NPT_ROLE_EP, &ep_params, &p->ep, err, sizeof(err)))
+		fail_msg("EP open: %s", err);
+	if (win_max)
+		snprintf(spec, sizeof(spec), "shm:%s,win_max=%" PRIu64, p->path, win_max);
+	hp.connect_timeout_ms = 3000;
+	if (npt_link_open(spec, NPT_ROLE_HOST, &hp, &p->host, err, sizeof(err)))
+		fail_msg("host open: %s", err);
+	assert_int_equal(npt_chan_open(p->host, 0, &p->hc), 0);
+	t0 = t_now_ms();
+	while ((r = npt_chan_accept(p->ep, &p->ec)) == -EAGAIN) {
+		if (t_now_ms() - t0 > 2000)
+			fail_msg("EP did not see the channel within 2 s");
+		t_sleep_ms(1);
+	}
+	assert_int_equal(r, 0);
+	assert_int_equal(npt_chan_begin_frames(p->hc), 0);
+	assert_int_equal(npt_chan_begin_frames(p->ec), 0);
+}
+
+/* Clean close removes what each side created; a test that failed midway
+ * leaves a half-open pair, which teardown closes and removes by name. */
+static void pair_close(struct pair *p)
+{
+	char win[160], reg[160];
+	bool clean = p->ep && p->host;
+
+	npt_chan_close(p->hc);
+	npt_chan_close(p->ec);
+	npt_link_close(p->host);
+	npt_link_close(p->ep);
+	p->hc = p->ec = NULL;
+	p->host = p->ep = NULL;
+	if (!p->path[0])
+		return;
+	snprintf(win, sizeof(win), "%s.win", p->path);
+	snprintf(reg, sizeof(reg), "%s.hosts", p->path);
+	if (clean) {
+		assert_int_equal(access(p->path, F_OK), -1);
+		assert_int_equal(access(win, F_OK), -1);
+	}
+	unlink(p->path);
+	unlink(win);
+	unlink(reg);
+	p->path[0] = '\0';
+}
+
+static int setup(void **st)
+{
+	*st = calloc(1, sizeof(struct pair));
+	return *st ? 0 : -1;
+}
+
+static int teardown(void **st)
+{
+	pair_close(*st);
+	free(*st);
+	return 0;
+}
+
+/* A WRITE of len bytes through the whole path, then the same bytes read back. */
+static void write_read(struct pair *p, uint32_t len, uint64_t seed)
+{
+	struct npt_hbuf b = { 0 };
+	struct npt_hcomp comp;
+	struct npt_ereq r;
+	uint8_t req[28], rep[16];
+	uint32_t tag;
+	int n;
+
+	assert_int_equal(npt_host_buf_alloc(p->hc, len, &b), 0);
+	t_fill(b.ptr, len, seed);
+	t_make_req(req, T_NBD_CMD_WRITE, 1, 0, len);
+	assert_int_equal(npt_host_submit(p->hc, req, &b), 0);
+	assert_int_equal(npt_ep_take(p->ec, &r, 1), 1);
+	assert_int_equal(npt_ep_fetch(p->ec, &r), 0);
+	for (int i = 0; (n = npt_ep_fetched(p->ec, &tag, 1)) == 0 && i < 1000000; i++)
+		;
+	assert_int_equal(n, 1);
+	assert_int_equal(t_sum(r.local, len), t_sum(b.ptr, len));
+	t_make_reply(rep, req, 0);
+	assert_int_equal(npt_ep_complete(p->ec, &r, rep, 0), 0);
+	for (int i = 0; (n = npt_host_reap(p->hc, &comp, 1)) == 0 && i < 1000000; i++)
+		npt_ep_progress(p->ec);
+	assert_int_equal(n, 1);
+	npt_host_buf_free(p->hc, &comp.buf);
+
+	assert_int_equal(npt_host_buf_alloc(p->hc, len, &b), 0);
+	memset(b.ptr, 0xee, len);
+	t_make_req(req, T_NBD_CMD_READ, 2, 0, len);
+	assert_int_equal(npt_host_submit(p->hc, req, &b), 0);
+	assert_int_equal(npt_ep_take(p->ec, &r, 1), 1);
+	t_fill(r.local, len, seed);
+	t_make_reply(rep, req, 0);
+	assert_int_equal(npt_ep_complete(p->ec, &r, rep, len), 0);
+	for (int i = 0; (n = npt_host_reap(p->hc, &comp, 1)) == 0 && i < 1000000; i++)
+		npt_ep_progress(p->ec);
+	assert_int_equal(n, 1);
+	assert_int_equal(comp.buf.len, len);
+	assert_int_equal(t_sum(comp.buf.ptr, len), t_sum(r.local, len));
+	npt_host_buf_free(p->hc, &comp.buf);
+}
+
+/* 2 x (rings + 256 KiB): the host publishes 256 KiB payload areas, uses
+ * 128 KiB max_xfer (two fill the area), allocates only 4 x 64 KiB, and the
+ * data path works. */
+static void shrunk_window_carries_payloads(void **st)
+{
+	struct pair *p = *st;
+	struct npl_bar_header *h;
+	struct npt_hbuf b[5];
+	uint64_t hp;
+
+	pair_open(p, 0);       /* a first run tells the layout's payload_offset */
+	hp = p->host->lay.payload_offset;
+	pair_close(p);
+	pair_open(p, 2 * (hp + (256 << 10)));
+	h = (struct npl_bar_header *)npt_test_bar(p->host);
+	assert_int_equal(npt_rd32(&h->host_features) & NPL_F_HOST_WINDOW, NPL_F_HOST_WINDOW);
+	assert_int_equal(npt_rd32(&h->win_data_per_chan), 256 << 10);
+	assert_int_equal(npt_rd64(&h->win_chan_stride), hp + (256 << 10));
+	assert_int_equal(npt_rd64(&h->win_size), 2 * (hp + (256 << 10)));
+	assert_int_equal(npt_link_max_xfer(p->host), 128 << 10);
+	assert_int_equal(npt_link_max_xfer(p->ep), 256 << 10);
+	assert_non_null(strstr(npt_link_describe(p->host), "payload areas shrunk to 262144 bytes, max_xfer 131072"));
+	assert_non_null(strstr(npt_link_error(p->ep), "host window, payload areas shrunk to 262144 bytes"));
+
+	assert_int_equal(npt_host_buf_alloc(p->hc, (128 << 10) + 1, &b[0]), -E2BIG);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(npt_host_buf_alloc(p->hc, 64 << 10, &b[i]), 0);
+	assert_int_equal(npt_host_buf_alloc(p->hc, 4096, &b[4]), -EAGAIN);
+	for (int i = 0; i < 4; i++)
+		npt_host_buf_free(p->hc, &b[i]);
+	write_read(p, 128 << 10, 11);
+	write_read(p, 4096, 12);
+	pair_close(p);
+}
+
+/* The EP checks payload ranges against the shrunk area, not its layout's. */
+static void ep_rejects_payload_beyond_shrunk_area(void **st)
+{
+	struct pair *p = *st;
+	struct npt_chan *h;
+	struct npl_sqe *slot;
+	struct npt_ereq r[2];
+	uint8_t req[28];
+	uint64_t hp;
+	int n;
+
+	pair_open(p, 0);
+	hp = p->host->lay.payload_offset;
+	pair_close(p);
+	pair_open(p, 2 * (hp + (256 << 10)));
+	/* a faulty host: offset 256 KiB is inside data_per_chan (1 MiB) but
+	 * beyond the 256 KiB it published */
+	h = p->hc;
+	slot = &h->sq[h->sq_prod & h->mask];
+	t_make_req(req, T_NBD_CMD_WRITE, 0x77, 0, 4096);
+	memcpy(slot->nbd_req, req, 28);
+	put_le32(&slot->tag, 0);
+	put_le32(&slot->len, 4096);
+	put_le32(&slot->flags, NPL_SQE_TO_EP);
+	put_le64(&slot->offset, 256 << 10);
+	npt_store_release32(&slot->seq, h->sq_prod + 1);
+	h->sq_prod++;
+	while ((n = npt_ep_take(p->ec, r, 2)) > 0)
+		;
+	assert_int_equal(n, -EPROTO);
+	assert_non_null(strstr(npt_chan_error(p->ec), "offset 262144 + length 4096 beyond payload area 262144"));
+	assert_int_equal(npt_rd32(&p->hc->hctl->error), NPL_ERR_RANGE);
+	pair_close(p);
+}
+
+/* A window that leaves less than 64 KiB of payload per channel: BAR-only,
+ * and the link still works. */
+static void window_too_small_runs_bar_only(void **st)
+{
+	struct pair *p = *st;
+	struct npl_bar_header *h;
+
+	pair_open(p, 64 << 10);
+	h = (struct npl_bar_header *)npt_test_bar(p->host);
+	assert_int_equal(npt_rd32(&h->host_features) & NPL_F_HOST_WINDOW, 0);
+	assert_non_null(strstr(npt_link_describe(p->host), "BAR-only"));
+	assert_int_equal(npt_link_max_xfer(p->host), 256 << 10);
+	write_read(p, 256 << 10, 13);
+	pair_close(p);
+}
+
+static void win_max_option_errors(void **st)
+{
+	struct npt_spec sp;
+	char err[512];
+
+	assert_int_equal(npt_spec_parse("shm:/x,win_max=100", &sp, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "win_max \"100\" is not a size of at least 4096 bytes"));
+	assert_int_equal(npt_spec_parse("shm:/x,win_max=4194304", &sp, err, sizeof(err)), 0);
+	assert_int_equal(sp.win_max, 4u << 20);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(shrunk_window_carries_payloads, setup, teardown),
+		cmocka_unit_test_setup_teardown(ep_rejects_payload_beyond_shrunk_area, setup, teardown),
+		cmocka_unit_test_setup_teardown(window_too_small_runs_bar_only, setup, teardown),
+		cmocka_unit_test(win_max_option_errors),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
