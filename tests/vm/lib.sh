@@ -136,6 +136,8 @@ VM_QEMU_EXTRA=()
 # /tests/$VM_NAME.sh (or vm_test=OTHER); the words go on the kernel command
 # line and are exported to the guest script.
 vm_start() {
+    VM_START_ARGS=("$@")
+    VM_RELAUNCHED=${VM_RELAUNCHED:-0}
     local append="console=ttyS0 panic=-1 quiet vm_test=$VM_NAME vm_bar_size=$VM_BAR_SIZE $*"
     local link=()
     [ -f "$VM_BAR" ] || vm_prepare_shm
@@ -181,6 +183,20 @@ vm_wait() {
             wait "$VM_PID"
             local rc=$?
             VM_PID=
+            # QEMU's TCG itself occasionally dies by a signal while the guest
+            # kernel boots (seen: SIGSEGV, rc 139, empty serial log). Before
+            # the guest's init has printed VMTEST-BOOTED no test code has run
+            # and the link is untouched, so boot once more; a crash after
+            # that, or a second one, fails the test.
+            if [ "$rc" -gt 128 ] && [ "$rc" -ne 137 ] && [ "$VM_RELAUNCHED" = 0 ] &&
+               ! grep -qaF VMTEST-BOOTED "$VM_SERIAL"; then
+                vm_log "qemu died by signal $((rc - 128)) before the guest booted ($(tr '\n' ' ' <"$VM_WORK/qemu.out")); booting it once more"
+                VM_RELAUNCHED=1
+                vm_start "${VM_START_ARGS[@]}"
+                end=$(($(date +%s) + secs))
+                [ "$end" -gt "$VM_DEADLINE" ] && end=$VM_DEADLINE
+                continue
+            fi
             vm_fail "guest exited (qemu rc $rc: $(tr '\n' ' ' <"$VM_WORK/qemu.out")) before '$marker'"
         fi
         [ "$(date +%s)" -ge "$end" ] && vm_fail "timeout: no '$marker' from the guest within ${secs}s (whole guest run limited to VM_TIMEOUT=${VM_TIMEOUT}s)"
