@@ -186,7 +186,7 @@ static int take_one(struct pcie_conn *p, const struct npt_ereq *e)
 	return 0;
 }
 
-static int pcie_pump(struct srv_conn *c)
+static int pump(struct srv_conn *c)
 {
 	struct pcie_conn *p = pc(c);
 	struct npt_ereq batch[PCIE_BATCH];
@@ -230,6 +230,19 @@ static int pcie_pump(struct srv_conn *c)
 		}
 	}
 	return progress;
+}
+
+/* One ring of the host's doorbell per pump, after every completion of the
+ * batch is posted (engine replies to tmpfs exports run inside the pump). */
+static int pcie_pump(struct srv_conn *c)
+{
+	struct pcie_conn *p = pc(c);
+	int rc;
+
+	npt_chan_hold_kicks(p->ch);
+	rc = pump(c);
+	npt_chan_release_kicks(p->ch);
+	return rc;
 }
 
 static bool pcie_drained(struct srv_conn *c)

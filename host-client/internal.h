@@ -222,6 +222,10 @@ struct npc_upstream_ops {
 	int  (*wait_fd)(void *ctx);
 	bool (*arm)(void *ctx);
 	void (*disarm)(void *ctx, bool rung);
+	/* Optional: between hold and release, submit does not ring the peer;
+	 * release rings once if needed (npt_chan_hold_kicks). */
+	void (*hold)(void *ctx);
+	void (*release)(void *ctx);
 };
 
 /* ctx = struct npt_chan *. */

@@ -390,7 +390,7 @@ static void pump_replies(struct relay *r)
 
 /* ---------------------------------------------------------- link side */
 
-static void submit_chunks(struct relay *r)
+static void submit_queued(struct relay *r)
 {
 	while (r->sq_head >= 0) {
 		int ci = r->sq_head;
@@ -419,6 +419,21 @@ static void submit_chunks(struct relay *r)
 		if (r->sq_head < 0)
 			r->sq_tail = -1;
 	}
+}
+
+/* The EP's doorbell rings once, after the whole batch is on the ring: rung
+ * at the first entry, the EP woke, took that one and slept again. */
+static void submit_chunks(struct relay *r)
+{
+	const struct npc_upstream_ops *up = r->conf->up;
+
+	if (r->sq_head < 0)
+		return;
+	if (up->hold)
+		up->hold(r->conf->up_ctx);
+	submit_queued(r);
+	if (up->release)
+		up->release(r->conf->up_ctx);
 }
 
 /* Creates and queues READ chunks while payload buffers are available. */

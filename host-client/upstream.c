@@ -51,6 +51,16 @@ static void chan_disarm(void *ctx, bool rung)
 		npt_chan_disarm_unrung(ctx);
 }
 
+static void chan_hold(void *ctx)
+{
+	npt_chan_hold_kicks(ctx);
+}
+
+static void chan_release(void *ctx)
+{
+	npt_chan_release_kicks(ctx);
+}
+
 const struct npc_upstream_ops npc_upstream_chan = {
 	.buf_alloc = chan_buf_alloc,
 	.buf_free = chan_buf_free,
@@ -61,4 +71,6 @@ const struct npc_upstream_ops npc_upstream_chan = {
 	.wait_fd = chan_wait_fd,
 	.arm = chan_arm,
 	.disarm = chan_disarm,
+	.hold = chan_hold,
+	.release = chan_release,
 };

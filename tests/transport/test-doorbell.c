@@ -231,6 +231,49 @@ static void one_ring_per_sleep(void **st)
 	host_reap_one(p);
 }
 
+/* Held kicks: nothing rings while held; release rings once for the batch,
+ * also when the peer went to sleep during it; nothing owed: no ring. */
+static void held_kicks_ring_once_at_release(void **st)
+{
+	struct pair *p = *st;
+	int efd = npt_chan_wait_fd(p->ec), hfd = npt_chan_wait_fd(p->hc);
+
+	npt_chan_hold_kicks(p->hc);
+	host_submit_flush(p, 1);
+	assert_true(npt_chan_arm(p->ec));             /* entry pending: no sleep */
+	ep_answer_one(p);
+	host_reap_one(p);
+	assert_false(npt_chan_arm(p->ec));            /* EP asleep inside the batch */
+	host_submit_flush(p, 2);
+	host_submit_flush(p, 3);
+	assert_int_equal(notifies(p->hc), 0);
+	assert_false(rung(efd, 0));
+	npt_chan_release_kicks(p->hc);
+	assert_int_equal(notifies(p->hc), 1);
+	assert_true(rung(efd, 2000));
+	npt_chan_disarm(p->ec);
+	/* the EP side: a batch of completions wakes a sleeping host once */
+	assert_false(npt_chan_arm(p->hc));
+	npt_chan_hold_kicks(p->ec);
+	ep_answer_one(p);
+	ep_answer_one(p);
+	assert_int_equal(notifies(p->ec), 0);
+	assert_false(rung(hfd, 0));
+	npt_chan_release_kicks(p->ec);
+	assert_int_equal(notifies(p->ec), 1);
+	assert_true(rung(hfd, 2000));
+	npt_chan_disarm(p->hc);
+	host_reap_one(p);
+	host_reap_one(p);
+	/* a batch that published nothing rings nothing */
+	assert_false(npt_chan_arm(p->ec));
+	npt_chan_hold_kicks(p->hc);
+	npt_chan_release_kicks(p->hc);
+	assert_int_equal(notifies(p->hc), 1);
+	assert_false(rung(efd, 0));
+	npt_chan_disarm(p->ec);
+}
+
 /* disarm_unrung leaves a ring for the next sleep, which then ends at once
  * (an early wake-up, never a lost one); disarm consumes it. */
 static void disarm_unrung_keeps_the_ring(void **st)
@@ -507,6 +550,8 @@ int main(void)
 		F(submit_rings_a_sleeping_ep_and_only_then),
 		B(submit_rings_a_sleeping_ep_and_only_then),
 		F(one_ring_per_sleep),
+		F(held_kicks_ring_once_at_release),
+		B(held_kicks_ring_once_at_release),
 		F(disarm_unrung_keeps_the_ring),
 		F(completion_rings_a_sleeping_host),
 		B(completion_rings_a_sleeping_host),

@@ -55,6 +55,10 @@ void npt_chan_kick(struct npt_chan *c)
 
 	if (!c->ring_peer)
 		return;
+	if (c->kick_held) {
+		c->kick_due = true;   /* rung once by npt_chan_release_kicks */
+		return;
+	}
 	/* Orders the publishing store just made (release, flushed from any
 	 * write-combining buffer) before the load of the peer's sleeping word. */
 	npt_fence_full();
@@ -201,4 +205,18 @@ void npt_chan_get_stats(const struct npt_chan *c, struct npt_chan_stats *out)
 {
 	out->sleeps = c->sleeps;
 	out->notifies = c->notifies;
+}
+
+void npt_chan_hold_kicks(struct npt_chan *c)
+{
+	c->kick_held = true;
+}
+
+void npt_chan_release_kicks(struct npt_chan *c)
+{
+	c->kick_held = false;
+	if (c->kick_due) {
+		c->kick_due = false;
+		npt_chan_kick(c);
+	}
 }

@@ -388,6 +388,7 @@ struct npt_chan {
 	__le32 *my_sleep, *peer_sleep;   /* our sleeping word (peer's memory) and the peer's */
 	uint32_t sleep_seq;              /* value of our last sleep (never 0) */
 	uint32_t rang_seq;               /* the peer's sleep we last rang, 0 = none */
+	bool kick_held, kick_due;        /* npt_chan_hold_kicks: rings deferred, one owed */
 	unsigned dma_pending;            /* EP: DMA transfers submitted, not yet reported */
 	uint64_t sleeps, notifies;       /* statistics */
 	int status;

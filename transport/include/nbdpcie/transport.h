@@ -164,6 +164,13 @@ void npt_chan_disarm(struct npt_chan *c);
  * consuming the doorbell, a system call. A ring that arrives meanwhile
  * stays pending and ends the next sleep early. */
 void npt_chan_disarm_unrung(struct npt_chan *c);
+/* Batching: between hold and release, publishing on this channel does not
+ * ring the peer; release rings once if anything was published. A loop turn
+ * that posts many completions wakes the peer once, at its end, instead of
+ * at the first one (the peer would take one entry and sleep again). Call
+ * release before the caller sleeps or returns to code that may. */
+void npt_chan_hold_kicks(struct npt_chan *c);
+void npt_chan_release_kicks(struct npt_chan *c);
 struct npt_chan_stats {
 	uint64_t sleeps;      /* npt_chan_arm() calls that let the caller sleep */
 	uint64_t notifies;    /* doorbells this side rang for the peer */
