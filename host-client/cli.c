@@ -64,7 +64,9 @@ void npc_cli_usage(FILE *f)
 	      "   or: nbd-pcie-client -c /dev/nbdX       check (exit 0 and print the PID if connected)\n"
 	      "   or: nbd-pcie-client nbdX               settings from /etc/nbdtab (pcie=LINK)\n"
 	      "   or: nbd-pcie-client -h | -V\n"
-	      "LINK: pci:DOMAIN:BUS:DEV.FN (the EP's PCI function) or shm:/dev/shm/NAME.\n"
+	      "LINK: pci:DOMAIN:BUS:DEV.FN or pci:VENDOR:DEVICE (the EP's PCI function; through\n"
+	      "      nbd-pcie-host.ko when it is bound, else BAR-only) or shm:/dev/shm/NAME;\n"
+	      "      options in docs/transport.md (Link strings).\n"
 	      "BLOCKSIZE: 512, 1024, 2048 or 4096 (default: the export's minimum, at least 512).\n"
 	      "TIMEOUT, DEAD_TIMEOUT: seconds. Exit status: 0 success, 1 failure;\n"
 	      "-c: 0 connected, 1 not connected, 2 error. See nbd-pcie-client(8) in docs/.\n",
