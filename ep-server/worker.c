@@ -21,6 +21,7 @@
 #include <liburing.h>
 
 #include "common/compiler.h"
+#include "common/uring.h"
 #include "internal.h"
 #include "nbdpcie/transport.h"
 
@@ -89,7 +90,7 @@ struct srv_worker *srv_worker_new(struct srv_server *s, unsigned idx, char *err,
 	w->idx = idx;
 	w->efd = -1;
 	pthread_mutex_init(&w->lock, NULL);
-	rc = io_uring_queue_init(WORKER_RING_ENTRIES, &w->ring, 0);
+	rc = nbdpcie_uring_init(WORKER_RING_ENTRIES, &w->ring, 0);
 	if (rc < 0) {
 		snprintf(err, errlen, "worker %u: io_uring_queue_init(%u entries): %s", idx,
 		         WORKER_RING_ENTRIES, strerror(-rc));
@@ -556,7 +557,7 @@ void srv_worker_free(struct srv_worker *w)
 		return;
 	srv_worker_stop(w);
 	if (w->ring_ok)
-		io_uring_queue_exit(&w->ring);
+		nbdpcie_uring_exit(&w->ring);
 	if (w->efd >= 0)
 		close(w->efd);
 	pthread_mutex_destroy(&w->lock);

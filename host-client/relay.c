@@ -35,6 +35,7 @@
 #include <time.h>
 
 #include <common/endian.h>
+#include <common/uring.h>
 #include <liburing.h>
 #include <nbdproto/nbd.h>
 #include <nbdproto/validate.h>
@@ -908,7 +909,7 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 		return -ENOMEM;
 	}
 	/* Entries: one recv and one sendmsg at most, plus slack. */
-	ret = io_uring_queue_init(8, &r->ring, 0);
+	ret = nbdpcie_uring_init(8, &r->ring, 0);
 	if (ret) {
 		snprintf(err, errlen, "relay: io_uring_queue_init: %s", strerror(-ret));
 		free(r->rx);
@@ -1038,7 +1039,7 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 		}
 	}
 	release_all(r);
-	io_uring_queue_exit(&r->ring);
+	nbdpcie_uring_exit(&r->ring);
 	free(r->rx);
 	free(r);
 	return ret;
