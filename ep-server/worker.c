@@ -1,7 +1,7 @@
 /* Workers: one thread and one io_uring each, serving the connections given
  * to it (handshake, then transmission through the engine). Socket
  * connections are waited on with io_uring polls. PCIe channels are polled
- * in memory: when idle, the worker polls on for NPT_BELL_SPIN_US (0 by
+ * in memory: when idle, the worker polls on for NPT_BELL_SPIN_US (200 µs by
  * default), then arms each channel's doorbell (npt_chan_arm) and sleeps in
  * io_uring on the doorbell fds, at most NPT_WAIT_MAX_MS so that the link
  * checks keep their cadence. A channel without a doorbell (a peer that does

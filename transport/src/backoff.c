@@ -53,12 +53,13 @@ unsigned npt_backoff_next_us(struct npt_backoff *b)
 }
 
 /* How long a loop with doorbells polls before it arms and sleeps
- * (NPT_BELL_SPIN_US, docs/transport.md "Polling"). 0 by default: measured
- * end to end on this 2-core machine (docs/performance.md
- * "Notifications"), any spin took the core the peer (or fio) needed and
- * raised both latency and CPU per request. */
-#define BELL_SPIN_US_DEFAULT 0
-
+ * (NPT_BELL_SPIN_US, docs/transport.md "Polling"). Measured end to end on
+ * the 2-core development VM (docs/performance.md "Yielding spin"): waking a
+ * process whose core went idle costs that VM tens of µs (the idle vCPU
+ * halts), so a side that sleeps between the requests of a QD1 stream pays it
+ * on every request; polling 200 µs, yielding the core on each poll, keeps
+ * both sides awake across a round trip and idle cores asleep otherwise. */
+#define BELL_SPIN_US_DEFAULT 200
 static uint64_t bell_spin_ns(void)
 {
 	static long us = -1;   /* read once; a benign race rereads the same value */
@@ -83,7 +84,12 @@ bool npt_backoff_spin(struct npt_backoff *b)
 		b->spin_end_ns = now + bell_spin_ns();
 	}
 	if (now < b->spin_end_ns) {
-		cpu_relax();
+		/* Yield, not pause: when fio, the relay and the server share two
+		 * cores, a poll that keeps its core from a runnable process
+		 * (usually the one that would produce the work) cost 3x
+		 * throughput at QD32; with nothing else runnable sched_yield
+		 * returns at once and the poll goes on. */
+		sched_yield();
 		return true;
 	}
 	return false;

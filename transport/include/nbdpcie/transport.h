@@ -183,9 +183,9 @@ void     npt_backoff_reset(struct npt_backoff *b);
 unsigned npt_backoff_next_us(struct npt_backoff *b);  /* 0 = keep spinning; else sleep that long (caller's own way,
                                                           e.g. io_uring_wait_cqe_timeout) */
 /* For loops that sleep on doorbells: true while they should keep polling
- * (for NPT_BELL_SPIN_US after the last work, 0 by default: see
- * docs/performance.md "Notifications"), false once it is time to arm and
- * sleep. */
+ * (for NPT_BELL_SPIN_US after the last work, 200 by default, yielding the
+ * core on each call: see docs/performance.md "Yielding spin"), false once
+ * it is time to arm and sleep. */
 bool     npt_backoff_spin(struct npt_backoff *b);
 
 #ifdef __cplusplus
