@@ -1,9 +1,10 @@
 /* Workers: one thread and one io_uring each, serving the connections given
- * to it (handshake, then transmission through the engine). Socket
- * connections are waited on with io_uring polls. PCIe channels are polled
- * in memory: when idle, the worker polls on for NPT_BELL_SPIN_US (200 µs by
- * default), then arms each channel's doorbell (npt_chan_arm) and sleeps in
- * io_uring on the doorbell fds, at most NPT_WAIT_MAX_MS so that the link
+ * to it (handshake, then transmission through the engine). When idle with
+ * connections in transmission, the worker polls on for NPT_BELL_SPIN_US
+ * (200 µs by default, yielding the core on each poll: sockets by their
+ * non-blocking recv, PCIe channels in memory), then sleeps in io_uring:
+ * socket connections on polls of their fds, PCIe channels on their
+ * doorbells (npt_chan_arm), at most NPT_WAIT_MAX_MS so that the link
  * checks keep their cadence. A channel without a doorbell (a peer that does
  * not ring, e.g. a BAR-only guest host) is polled with the transport's
  * adaptive back-off instead. */
@@ -376,13 +377,15 @@ static void wait_us(struct srv_worker *w, unsigned us)
  * sleeping (spin phase). */
 static bool idle_wait(struct srv_worker *w, bool busy_poll, bool stopping)
 {
-	bool bells = false, pending = false;
+	bool bells = false, pending = false, serving = false;
 	unsigned us = 0;
 
 	/* Channels without a doorbell need the back-off like fd-less ones. */
 	for (struct srv_conn *c = w->conns; c; c = c->next) {
 		unsigned ev;
 
+		if (c->state == SRV_C_TRANSMISSION)
+			serving = true;
 		if (!c->ops->arm || c->state == SRV_C_CLOSING)
 			continue;
 		if (c->ops->poll_fd(c, &ev) < 0)
@@ -398,8 +401,10 @@ static bool idle_wait(struct srv_worker *w, bool busy_poll, bool stopping)
 			submit_pending(w);
 			return true;
 		}
-	} else if (bells && npt_backoff_spin(&w->backoff)) {
-		/* an answer is likely within a round trip: keep polling */
+	} else if ((bells || serving) && npt_backoff_spin(&w->backoff)) {
+		/* the next request is likely within a round trip: keep polling
+		 * (rings in memory; sockets by their non-blocking recv in the
+		 * pump) rather than sleep and pay a wake-up per request */
 		submit_pending(w);
 		return true;
 	}
