@@ -536,7 +536,7 @@ int npc_cmd_attach(const struct npc_opts *o)
 	struct owner O = { .link = o->link, .ctl = -1, .exit_code = NPC_EXIT_OK };
 	struct device *first = NULL;
 	char err[1024] = "", perr[256];
-	int notify = -1, r;
+	int notify = -1, pexit, r;
 	const char *pidfile = o->pidfile;
 	char defpid[64];
 	bool wrote_pid = false, stopping = false;
@@ -559,16 +559,8 @@ int npc_cmd_attach(const struct npc_opts *o)
 		npc_log(LOG_INFO, "%s (served by the nbd-pcie-client that holds %s)", err, o->link);
 		return NPC_EXIT_OK;
 	}
-	if (!o->nofork) {
-		int pexit;
-		r = npc_daemon_fork(&notify, &pexit);
-		if (r < 0) {
-			npc_log(LOG_ERR, "fork: %s", strerror(-r));
-			return NPC_EXIT_FAIL;
-		}
-		if (r == 1)
-			return pexit;
-	}
+	if (npc_daemon_start(o->nofork, &notify, &pexit))
+		return pexit;
 	O.exit_code = NPC_EXIT_FAIL;
 	if ((r = npc_kernel->open(&O.nl, err, sizeof(err)))) {
 		npc_log(LOG_ERR, "%s: %s", o->device, err);
