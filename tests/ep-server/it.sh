@@ -27,11 +27,12 @@ cleanup() {
     rm -f "$SHM" "$SHM".*
 }
 trap cleanup EXIT
+# shellcheck source-path=SCRIPTDIR source=it-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/it-lib.sh"
 
 die() {
     echo "FAIL: $*" >&2
-    [ -f "$T/log" ] && sed 's/^/  server: /' "$T/log" >&2
-    [ -f "$T/clog" ] && sed 's/^/  client: /' "$T/clog" >&2
+    it_logs
     exit 1
 }
 ok() { echo "ok: $*"; }
@@ -42,12 +43,7 @@ skip() { echo "SKIP: $*"; exit 77; }
 start() {
     "$SERVER" -d -p "$T/pid" "$@" >"$T/log" 2>&1 &
     PID=$!
-    for _ in $(seq 100); do
-        grep -q 'info: ready:' "$T/log" 2>/dev/null && return 0
-        kill -0 "$PID" 2>/dev/null || { wait "$PID" || true; PID=; die "server exited at start"; }
-        sleep 0.1
-    done
-    die "server not ready after 10 s"
+    it_wait_ready PID
 }
 # stop: SIGTERM, returns the server's exit code in $RC.
 stop() {
@@ -64,12 +60,7 @@ start_pcie() {
     : "${CLIENT:?CLIENT must point at nbd-pcie-client}"
     "$CLIENT" -n -pcie "shm:$SHM" -unix "$T/c.sock" >"$T/clog" 2>&1 &
     CPID=$!
-    for _ in $(seq 100); do
-        [ -S "$T/c.sock" ] && return 0
-        kill -0 "$CPID" 2>/dev/null || die "nbd-pcie-client exited"
-        sleep 0.05
-    done
-    die "nbd-pcie-client did not create its socket"
+    it_wait_socket "$CPID" "$T/c.sock" 100
 }
 pcie_uri() { echo "nbd+unix:///$1?socket=$T/c.sock"; }
 port() { sed -n 's/.*listening on tcp 127\.0\.0\.1 port \([0-9]*\).*/\1/p' "$T/log" | head -n 1; }

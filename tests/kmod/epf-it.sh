@@ -24,11 +24,12 @@ cleanup() {
     rm -rf "$T" "$D"
 }
 trap cleanup EXIT
+# shellcheck source-path=SCRIPTDIR source=../ep-server/it-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../ep-server/it-lib.sh"
 
 die() {
     echo "FAIL: $*" >&2
-    [ -f "$T/log" ] && sed 's/^/  server: /' "$T/log" >&2
-    [ -f "$T/clog" ] && sed 's/^/  client: /' "$T/clog" >&2
+    it_logs
     "$CTL" "$D" 0 counts 2>/dev/null | sed 's/^/  device: /' >&2 || true
     exit 1
 }
@@ -41,12 +42,7 @@ done
 server() {
     NPK_STANDIN_DIR=$D LD_PRELOAD=$STANDIN "$SERVER" -d "$@" >"$T/log" 2>&1 &
     PID=$!
-    for _ in $(seq 100); do
-        grep -q 'info: ready:' "$T/log" 2>/dev/null && return 0
-        kill -0 "$PID" 2>/dev/null || { wait "$PID" || true; PID=; die "server exited at start"; }
-        sleep 0.1
-    done
-    die "server not ready after 10 s"
+    it_wait_ready PID
 }
 # server_fails ARGS...: the server must exit non-zero at start; its output in $T/log
 server_fails() {
@@ -57,12 +53,7 @@ server_fails() {
 client() { # client [LINK]: default the BAR file alone (BAR-only)
     "$CLIENT" -n -pcie "${1:-shm:bar=$D/ep0.bar}" -unix "$T/c.sock" >"$T/clog" 2>&1 &
     CPID=$!
-    for _ in $(seq 200); do
-        [ -S "$T/c.sock" ] && return 0
-        kill -0 "$CPID" 2>/dev/null || die "nbd-pcie-client exited"
-        sleep 0.05
-    done
-    die "nbd-pcie-client did not create its socket"
+    it_wait_socket "$CPID" "$T/c.sock" 200
 }
 uri() { echo "nbd+unix:///disk?socket=$T/c.sock"; }
 count() { "$CTL" "$D" 0 counts | sed -n "s/^$1 //p"; }
