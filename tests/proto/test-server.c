@@ -131,6 +131,44 @@ static void expect_err(uint32_t opt, uint32_t type, const char *msg)
 	tb_str(&want, msg);
 }
 
+/* Feeds `in` whole; the server answers exactly one error reply to opt
+ * (type, msg) and goes on negotiating. */
+static void feed_expect_err(struct nbdp_server *s, uint32_t opt, uint32_t type, const char *msg)
+{
+	feed_all(s, &in);
+	tb_reset(&want);
+	expect_err(opt, type, msg);
+	assert_output(s, &want);
+	assert_int_equal(nbdp_server_state(s), NBDP_NEGOTIATING);
+}
+
+/* A fresh server (ops o) answers option opt carrying len bytes of data
+ * with one error reply (type, msg) and goes on negotiating. */
+static void opt_gets_err(const struct nbdp_server_ops *o, uint32_t opt, const void *data,
+			 uint32_t len, uint32_t type, const char *msg)
+{
+	struct nbdp_server *s = start(o, FIXED_NZ);
+
+	tb_reset(&in);
+	tb_opt(&in, opt, data, len);
+	feed_expect_err(s, opt, type, msg);
+	nbdp_server_free(s);
+}
+
+/* A fresh server (ops o) answers NBD_OPT_GO of export name, without
+ * information requests, with one error reply (type, msg) and goes on
+ * negotiating. */
+static void go_gets_err(const struct nbdp_server_ops *o, const char *name, uint32_t type,
+			const char *msg)
+{
+	struct nbdp_server *s = start(o, FIXED_NZ);
+
+	tb_reset(&in);
+	tb_info_go(&in, NBD_OPT_GO, name, NULL, 0);
+	feed_expect_err(s, NBD_OPT_GO, type, msg);
+	nbdp_server_free(s);
+}
+
 static void expect_info_export(uint32_t opt, uint64_t size, uint16_t tflags)
 {
 	tb_rep(&want, opt, NBD_REP_INFO, 12);
@@ -360,30 +398,14 @@ static void list_sends_one_server_reply_per_export_then_ack(void **state)
 
 static void list_with_data_is_invalid(void **state)
 {
-	struct nbdp_server *s = start(&ops, FIXED_NZ);
-
-	tb_reset(&in);
-	tb_opt(&in, NBD_OPT_LIST, "xy", 2);
-	feed_all(s, &in);
-	tb_reset(&want);
-	expect_err(NBD_OPT_LIST, NBD_REP_ERR_INVALID, "NBD_OPT_LIST: option length 2, must be 0");
-	assert_output(s, &want);
-	nbdp_server_free(s);
+	opt_gets_err(&ops, NBD_OPT_LIST, "xy", 2, NBD_REP_ERR_INVALID,
+		     "NBD_OPT_LIST: option length 2, must be 0");
 }
 
 static void list_without_list_callback_is_policy(void **state)
 {
-	struct nbdp_server *s = start(&ops_nolist, FIXED_NZ);
-
-	tb_reset(&in);
-	tb_opt(&in, NBD_OPT_LIST, NULL, 0);
-	feed_all(s, &in);
-	tb_reset(&want);
-	expect_err(NBD_OPT_LIST, NBD_REP_ERR_POLICY,
-		   "NBD_OPT_LIST: listing exports is disabled on this server");
-	assert_output(s, &want);
-	assert_int_equal(nbdp_server_state(s), NBDP_NEGOTIATING);
-	nbdp_server_free(s);
+	opt_gets_err(&ops_nolist, NBD_OPT_LIST, NULL, 0, NBD_REP_ERR_POLICY,
+		     "NBD_OPT_LIST: listing exports is disabled on this server");
 }
 
 /* ---- INFO and GO ------------------------------------------------------- */
@@ -466,44 +488,19 @@ static void go_enters_transmission_after_ack(void **state)
 
 static void go_unknown_export_is_err_unknown_with_message(void **state)
 {
-	struct nbdp_server *s = start(&ops, FIXED_NZ);
-
-	tb_reset(&in);
-	tb_info_go(&in, NBD_OPT_GO, "nope", NULL, 0);
-	feed_all(s, &in);
-	tb_reset(&want);
-	expect_err(NBD_OPT_GO, NBD_REP_ERR_UNKNOWN, "NBD_OPT_GO: export 'nope': unknown export");
-	assert_output(s, &want);
-	assert_int_equal(nbdp_server_state(s), NBDP_NEGOTIATING);
-	nbdp_server_free(s);
+	go_gets_err(&ops, "nope", NBD_REP_ERR_UNKNOWN, "NBD_OPT_GO: export 'nope': unknown export");
 }
 
 static void go_denied_export_is_err_policy(void **state)
 {
-	struct nbdp_server *s = start(&ops, FIXED_NZ);
-
-	tb_reset(&in);
-	tb_info_go(&in, NBD_OPT_GO, "denied", NULL, 0);
-	feed_all(s, &in);
-	tb_reset(&want);
-	expect_err(NBD_OPT_GO, NBD_REP_ERR_POLICY,
-		   "NBD_OPT_GO: export 'denied': access denied by server policy");
-	assert_output(s, &want);
-	nbdp_server_free(s);
+	go_gets_err(&ops, "denied", NBD_REP_ERR_POLICY,
+		    "NBD_OPT_GO: export 'denied': access denied by server policy");
 }
 
 static void go_while_shutting_down_is_err_shutdown(void **state)
 {
-	struct nbdp_server *s = start(&ops, FIXED_NZ);
-
-	tb_reset(&in);
-	tb_info_go(&in, NBD_OPT_GO, "closing", NULL, 0);
-	feed_all(s, &in);
-	tb_reset(&want);
-	expect_err(NBD_OPT_GO, NBD_REP_ERR_SHUTDOWN,
-		   "NBD_OPT_GO: export 'closing': server is shutting down");
-	assert_output(s, &want);
-	nbdp_server_free(s);
+	go_gets_err(&ops, "closing", NBD_REP_ERR_SHUTDOWN,
+		    "NBD_OPT_GO: export 'closing': server is shutting down");
 }
 
 static void go_without_block_size_request_on_aligned_export_is_block_size_reqd(void **state)
@@ -562,54 +559,30 @@ static void go_sanitizes_transmission_flags(void **state)
 
 static void go_with_insane_export_block_size_is_err_platform(void **state)
 {
-	struct nbdp_server *s = start(&ops, FIXED_NZ);
-
-	tb_reset(&in);
-	tb_info_go(&in, NBD_OPT_GO, "badblock", NULL, 0);
-	feed_all(s, &in);
-	tb_reset(&want);
-	expect_err(NBD_OPT_GO, NBD_REP_ERR_PLATFORM,
-		   "NBD_OPT_GO: export 'badblock': min_block 3 is not a power of two <= 65536");
-	assert_output(s, &want);
-	nbdp_server_free(s);
+	go_gets_err(&ops, "badblock", NBD_REP_ERR_PLATFORM,
+		    "NBD_OPT_GO: export 'badblock': min_block 3 is not a power of two <= 65536");
 }
 
 static void go_shorter_than_six_bytes_is_invalid(void **state)
 {
-	struct nbdp_server *s = start(&ops, FIXED_NZ);
-
-	tb_reset(&in);
-	tb_opt(&in, NBD_OPT_GO, "\0\0\0\0\0", 5);
-	feed_all(s, &in);
-	tb_reset(&want);
-	expect_err(NBD_OPT_GO, NBD_REP_ERR_INVALID, "NBD_OPT_GO: option length 5 below minimum 6");
-	assert_output(s, &want);
-	nbdp_server_free(s);
+	opt_gets_err(&ops, NBD_OPT_GO, "\0\0\0\0\0", 5, NBD_REP_ERR_INVALID,
+		     "NBD_OPT_GO: option length 5 below minimum 6");
 }
 
 static void go_name_length_beyond_option_is_invalid(void **state)
 {
-	struct nbdp_server *s = start(&ops, FIXED_NZ);
 	struct tbuf data;
 
 	tb_reset(&data);
 	tb_be32(&data, 100);         /* claims 100 bytes of name */
 	tb_str(&data, "disk");
 	tb_be16(&data, 0);
-	tb_reset(&in);
-	tb_opt(&in, NBD_OPT_GO, data.d, (uint32_t)data.n);
-	feed_all(s, &in);
-	tb_reset(&want);
-	expect_err(NBD_OPT_GO, NBD_REP_ERR_INVALID,
-		   "NBD_OPT_GO: name length 100 beyond option length 10 - 6");
-	assert_output(s, &want);
-	assert_int_equal(nbdp_server_state(s), NBDP_NEGOTIATING);
-	nbdp_server_free(s);
+	opt_gets_err(&ops, NBD_OPT_GO, data.d, (uint32_t)data.n, NBD_REP_ERR_INVALID,
+		     "NBD_OPT_GO: name length 100 beyond option length 10 - 6");
 }
 
 static void go_request_count_not_matching_length_is_invalid(void **state)
 {
-	struct nbdp_server *s = start(&ops, FIXED_NZ);
 	struct tbuf data;
 
 	tb_reset(&data);
@@ -617,64 +590,36 @@ static void go_request_count_not_matching_length_is_invalid(void **state)
 	tb_str(&data, "disk");
 	tb_be16(&data, 3);           /* three requests announced, one sent */
 	tb_be16(&data, NBD_INFO_NAME);
-	tb_reset(&in);
-	tb_opt(&in, NBD_OPT_GO, data.d, (uint32_t)data.n);
-	feed_all(s, &in);
-	tb_reset(&want);
-	expect_err(NBD_OPT_GO, NBD_REP_ERR_INVALID,
-		   "NBD_OPT_GO: 3 information requests after a 4-byte name do not fill option length 12");
-	assert_output(s, &want);
-	nbdp_server_free(s);
+	opt_gets_err(&ops, NBD_OPT_GO, data.d, (uint32_t)data.n, NBD_REP_ERR_INVALID,
+		     "NBD_OPT_GO: 3 information requests after a 4-byte name do not fill option length 12");
 }
 
 static void go_name_longer_than_4096_is_invalid(void **state)
 {
-	struct nbdp_server *s = start(&ops, FIXED_NZ);
 	static char name[4098];
 
 	memset(name, 'a', 4097);
 	name[4097] = '\0';
-	tb_reset(&in);
-	tb_info_go(&in, NBD_OPT_GO, name, NULL, 0);
-	feed_all(s, &in);
-	tb_reset(&want);
-	expect_err(NBD_OPT_GO, NBD_REP_ERR_INVALID, "NBD_OPT_GO: name length 4097 beyond limit 4096");
-	assert_output(s, &want);
-	nbdp_server_free(s);
+	go_gets_err(&ops, name, NBD_REP_ERR_INVALID, "NBD_OPT_GO: name length 4097 beyond limit 4096");
 }
 
 static void go_name_with_nul_is_invalid(void **state)
 {
-	struct nbdp_server *s = start(&ops, FIXED_NZ);
 	struct tbuf data;
 
 	tb_reset(&data);
 	tb_be32(&data, 3);
 	tb_mem(&data, "a\0b", 3);
 	tb_be16(&data, 0);
-	tb_reset(&in);
-	tb_opt(&in, NBD_OPT_GO, data.d, (uint32_t)data.n);
-	feed_all(s, &in);
-	tb_reset(&want);
-	expect_err(NBD_OPT_GO, NBD_REP_ERR_INVALID, "NBD_OPT_GO: export name contains a NUL byte");
-	assert_output(s, &want);
-	nbdp_server_free(s);
+	opt_gets_err(&ops, NBD_OPT_GO, data.d, (uint32_t)data.n, NBD_REP_ERR_INVALID,
+		     "NBD_OPT_GO: export name contains a NUL byte");
 }
 
 /* ---- options we do not implement -------------------------------------- */
 
 static void check_unsup(uint32_t opt, const char *msg)
 {
-	struct nbdp_server *s = start(&ops, FIXED_NZ);
-
-	tb_reset(&in);
-	tb_opt(&in, opt, NULL, 0);
-	feed_all(s, &in);
-	tb_reset(&want);
-	expect_err(opt, NBD_REP_ERR_UNSUP, msg);
-	assert_output(s, &want);
-	assert_int_equal(nbdp_server_state(s), NBDP_NEGOTIATING);
-	nbdp_server_free(s);
+	opt_gets_err(&ops, opt, NULL, 0, NBD_REP_ERR_UNSUP, msg);
 }
 
 static void structured_reply_is_unsup(void **state)
@@ -858,15 +803,7 @@ static void list_callback_error_ends_list_with_error(void **state)
 
 static void go_lookup_failure_is_err_platform_with_errno_text(void **state)
 {
-	struct nbdp_server *s = start(&ops, FIXED_NZ);
-
-	tb_reset(&in);
-	tb_info_go(&in, NBD_OPT_GO, "broken", NULL, 0);
-	feed_all(s, &in);
-	tb_reset(&want);
-	expect_err(NBD_OPT_GO, NBD_REP_ERR_PLATFORM, "NBD_OPT_GO: export 'broken': Input/output error");
-	assert_output(s, &want);
-	nbdp_server_free(s);
+	go_gets_err(&ops, "broken", NBD_REP_ERR_PLATFORM, "NBD_OPT_GO: export 'broken': Input/output error");
 }
 
 static void info_then_go_on_one_connection(void **state)
