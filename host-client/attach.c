@@ -379,6 +379,19 @@ static void remove_device(struct owner *O, unsigned i)
 	owner_describe(O);
 }
 
+/* Device i could not be brought back: says why, disconnects it in the
+ * kernel and removes it; the owner will exit with a failure. */
+static void give_up_device(struct owner *O, unsigned i, const char *why)
+{
+	struct device *d = O->dev[i];
+
+	npc_log(LOG_ERR, "/dev/nbd%d: %s", d->index, why);
+	close_conns(d);
+	npc_kernel->disconnect(O->nl, d->index);
+	O->exit_code = NPC_EXIT_FAIL;
+	remove_device(O, i);
+}
+
 static uint64_t stats_sum(const struct device *d, int what)
 {
 	uint64_t v = 0;
@@ -437,11 +450,7 @@ static void reconnect(struct owner *O, const char *why)
 			struct device *d = O->dev[i];
 			r = open_channels(d, false, err, sizeof(err));
 			if (r == -ESTALE) {
-				npc_log(LOG_ERR, "/dev/nbd%d: %s", d->index, err);
-				close_conns(d);
-				npc_kernel->disconnect(O->nl, d->index);
-				O->exit_code = NPC_EXIT_FAIL;
-				remove_device(O, i);
+				give_up_device(O, i, err);
 				continue;
 			}
 			if (r) {
@@ -476,11 +485,7 @@ static void reconnect(struct owner *O, const char *why)
 				snprintf(err, sizeof(err), "NBD_CMD_RECONFIGURE refused: %s",
 					 npc_nl_strerror(NBD_CMD_RECONFIGURE, r));
 			if (r) {
-				npc_log(LOG_ERR, "/dev/nbd%d: %s", d->index, err);
-				close_conns(d);
-				npc_kernel->disconnect(O->nl, d->index);
-				O->exit_code = NPC_EXIT_FAIL;
-				remove_device(O, i);
+				give_up_device(O, i, err);
 				continue;
 			}
 			npc_log(LOG_INFO, "/dev/nbd%d: reconnected over %s", d->index,
