@@ -45,6 +45,10 @@ static inline bool npc_done_seen(const bool *done)
 
 /* ------------------------------------------------------------------ cli.c */
 
+/* Whole-string unsigned decimal in [lo, hi] (the command line's and
+ * nbdtab's numbers); -EINVAL if not a number or out of range. */
+int npc_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
+
 /* Exit codes, the same as nbd-client 3.24 (documented in docs/nbd-pcie-client.md). */
 #define NPC_EXIT_OK 0
 #define NPC_EXIT_FAIL 1            /* any error: usage, link, export, kernel */
