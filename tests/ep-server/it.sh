@@ -74,6 +74,18 @@ mkfile() { # mkfile PATH SIZE [random]
 unix_uri() { echo "nbd+unix:///$1?socket=$T/s.sock"; }
 expect_log() { grep -qF -- "$1" "$T/log" || die "log lacks: $1"; ok "log: $1"; }
 probe() { "$PROBE" "$@" || die "srv-probe $*"; }
+# hold EXPORT: an srv-probe connection to EXPORT on $T/s.sock that stays open
+# (it has negotiated when this returns) until unhold.
+hold() {
+    coproc HOLD { "$PROBE" "unix:$T/s.sock" "$1" hold; }
+    hold_pid=$HOLD_PID
+    read -r line <&"${HOLD[0]}"
+}
+unhold() {
+    # shellcheck disable=SC1083,SC2093  # closes the coprocess's input (bash's {fd} redirection)
+    exec {HOLD[1]}>&-
+    wait "$hold_pid" || die "hold failed"
+}
 
 case $name in
 # ---- real clients ------------------------------------------------------------
@@ -308,13 +320,10 @@ cow)
     ok "base file byte-identical"
     [ -z "$(ls -A "$T/cow")" ] || die "diff files left in cowdir: $(ls "$T/cow")"
     # while a connection is open, its (unlinked) diff lives in cowdir
-    coproc HOLD { "$PROBE" "unix:$T/s.sock" d hold; }
-    hold_pid=$HOLD_PID
-    read -r line <&"${HOLD[0]}"
+    hold d
     ls -l /proc/"$PID"/fd | grep -q "$T/cow/disk-.*diff.*(deleted)" || die "no diff file in cowdir"
     ok "per-connection diff in cowdir, already unlinked"
-    exec {HOLD[1]}>&-
-    wait "$hold_pid" || die "hold failed"
+    unhold
     ;;
 # ---- configuration keys --------------------------------------------------------
 config-flags)
@@ -348,13 +357,10 @@ config-maxconnections)
     mkfile "$T/a" 1M
     printf '[generic]\nunixsock = %s\n[a]\nexportname = %s\nmaxconnections = 1\n' "$T/s.sock" "$T/a" >"$T/cfg"
     start -C "$T/cfg"
-    coproc HOLD { "$PROBE" "unix:$T/s.sock" a hold; }
-    hold_pid=$HOLD_PID
-    read -r line <&"${HOLD[0]}"
+    hold a
     probe "unix:$T/s.sock" a refused
     expect_log "export a: maxconnections 1 reached"
-    exec {HOLD[1]}>&-
-    wait "$hold_pid" || die "hold failed"
+    unhold
     sleep 0.3
     probe "unix:$T/s.sock" a bounds
     ok "served again once the first connection left"
@@ -363,13 +369,10 @@ config-generic-maxconnections)
     mkfile "$T/a" 1M
     printf '[generic]\nunixsock = %s\nmaxconnections = 1\n[a]\nexportname = %s\n' "$T/s.sock" "$T/a" >"$T/cfg"
     start -C "$T/cfg"
-    coproc HOLD { "$PROBE" "unix:$T/s.sock" a hold; }
-    hold_pid=$HOLD_PID
-    read -r line <&"${HOLD[0]}"
+    hold a
     probe "unix:$T/s.sock" a refused
     expect_log "refused, maxconnections 1 reached"
-    exec {HOLD[1]}>&-
-    wait "$hold_pid" || die "hold failed"
+    unhold
     ;;
 config-authfile)
     mkfile "$T/a" 1M; mkfile "$T/b" 1M
@@ -488,12 +491,9 @@ cli-cow)
 cli-max-connections)
     mkfile "$T/a" 1M
     start -u "$T/s.sock" -M 1 "$T/a"
-    coproc HOLD { "$PROBE" "unix:$T/s.sock" default hold; }
-    hold_pid=$HOLD_PID
-    read -r line <&"${HOLD[0]}"
+    hold default
     probe "unix:$T/s.sock" default refused
-    exec {HOLD[1]}>&-
-    wait "$hold_pid" || die "hold failed"
+    unhold
     ;;
 cli-pidfile-sigterm)
     mkfile "$T/a" 16M
