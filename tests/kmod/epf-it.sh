@@ -56,6 +56,11 @@ client() { # client [LINK]: default the BAR file alone (BAR-only)
     it_wait_socket "$CPID" "$T/c.sock" 200
 }
 uri() { echo "nbd+unix:///disk?socket=$T/c.sock"; }
+# qio QEMU-IO-ARGS...: qemu-io on the export; fails on an error or a pattern mismatch.
+qio() {
+    qemu-io -f raw "$(uri)" "$@" >"$T/qio" 2>&1 || { cat "$T/qio"; die "qemu-io pattern"; }
+    ! grep -q 'Pattern verification failed' "$T/qio" || die "qemu-io verification"
+}
 count() { "$CTL" "$D" 0 counts | sed -n "s/^$1 //p"; }
 wait_log() { # wait_log FILE TEXT: up to 5 s
     for _ in $(seq 100); do grep -qF -- "$2" "$1" && return 0; sleep 0.05; done
@@ -78,10 +83,8 @@ rw)  # --pcie epf: on a function without DMA serves BAR-only; nbdcopy and qemu-i
     client
     grep -q "BAR-only" "$T/clog" || die "client not in BAR-only mode"
     roundtrip 1
-    qemu-io -f raw "$(uri)" -c 'write -P 0xa5 4096 1M' -c 'read -P 0xa5 4096 1M' \
-        -c 'write -P 0x3c 5000 100k' -c 'read -P 0x3c 5000 100k' >"$T/qio" 2>&1 ||
-        { cat "$T/qio"; die "qemu-io pattern"; }
-    grep -q 'Pattern verification failed' "$T/qio" && die "qemu-io verification"
+    qio -c 'write -P 0xa5 4096 1M' -c 'read -P 0xa5 4096 1M' \
+        -c 'write -P 0x3c 5000 100k' -c 'read -P 0x3c 5000 100k'
     [ "$(count mmaps)" = 1 ] || die "server mapped the BAR $(count mmaps) times, expected 1"
     [ "$(count mmap_refused)" = 0 ] || die "the stand-in refused a mapping: $(count last_refusal)"
     [ "$(count dma_refused)" = 0 ] || die "the stand-in refused a DMA: $(count last_refusal)"
@@ -99,10 +102,8 @@ window)  # a DMA-capable function: the host publishes a window, everything moves
     client "shm:bar=$D/ep0.bar,win=$D/ep0.win,win_base=0x400000"
     grep -q "(host window" "$T/clog" || die "client not in host-window mode"
     roundtrip 5
-    qemu-io -f raw "$(uri)" -c 'write -P 0x5a 1 3' -c 'read -P 0x5a 1 3' \
-        -c 'write -P 0x77 8191 100001' -c 'read -P 0x77 8191 100001' >"$T/qio" 2>&1 ||
-        { cat "$T/qio"; die "qemu-io pattern"; }
-    grep -q 'Pattern verification failed' "$T/qio" && die "qemu-io verification"
+    qio -c 'write -P 0x5a 1 3' -c 'read -P 0x5a 1 3' \
+        -c 'write -P 0x77 8191 100001' -c 'read -P 0x77 8191 100001'
     to=$(count dma_to_host); from=$(count dma_from_host); bytes=$(count dma_bytes)
     [ "$from" -gt 0 ] && [ "$to" -gt 0 ] || die "no DMA in both directions (to $to, from $from)"
     [ "$bytes" -ge $((2 * 24 * 1024 * 1024)) ] || die "DMA moved $bytes bytes, under 2 x 24 MiB"
