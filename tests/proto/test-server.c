@@ -131,6 +131,27 @@ static void expect_err(uint32_t opt, uint32_t type, const char *msg)
 	tb_str(&want, msg);
 }
 
+/* Sends option opt with len bytes of data (all taken) and empties want for
+ * the expected answer. */
+static void send_opt(struct nbdp_server *s, uint32_t opt, const void *data, uint32_t len)
+{
+	tb_reset(&in);
+	tb_opt(&in, opt, data, len);
+	feed_all(s, &in);
+	tb_reset(&want);
+}
+
+/* The same for NBD_OPT_INFO or NBD_OPT_GO of export name with nreq
+ * information requests. */
+static void send_info_go(struct nbdp_server *s, uint32_t opt, const char *name,
+			 const uint16_t *reqs, uint16_t nreq)
+{
+	tb_reset(&in);
+	tb_info_go(&in, opt, name, reqs, nreq);
+	feed_all(s, &in);
+	tb_reset(&want);
+}
+
 /* Feeds `in` whole; the server answers exactly one error reply to opt
  * (type, msg) and goes on negotiating. */
 static void feed_expect_err(struct nbdp_server *s, uint32_t opt, uint32_t type, const char *msg)
@@ -252,10 +273,7 @@ static void export_name_sends_124_zeroes_without_no_zeroes(void **state)
 {
 	struct nbdp_server *s = start(&ops, NBD_FLAG_C_FIXED_NEWSTYLE);
 
-	tb_reset(&in);
-	tb_opt(&in, NBD_OPT_EXPORT_NAME, "disk", 4);
-	feed_all(s, &in);
-	tb_reset(&want);
+	send_opt(s, NBD_OPT_EXPORT_NAME, "disk", 4);
 	tb_be64(&want, 1 << 20);
 	tb_be16(&want, NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA);
 	tb_zero(&want, 124);
@@ -269,10 +287,7 @@ static void export_name_omits_zeroes_with_no_zeroes(void **state)
 {
 	struct nbdp_server *s = start(&ops, FIXED_NZ);
 
-	tb_reset(&in);
-	tb_opt(&in, NBD_OPT_EXPORT_NAME, "ro", 2);
-	feed_all(s, &in);
-	tb_reset(&want);
+	send_opt(s, NBD_OPT_EXPORT_NAME, "ro", 2);
 	tb_be64(&want, 4096);
 	tb_be16(&want, NBD_FLAG_HAS_FLAGS | NBD_FLAG_READ_ONLY);
 	assert_output(s, &want);
@@ -379,10 +394,7 @@ static void list_sends_one_server_reply_per_export_then_ack(void **state)
 {
 	struct nbdp_server *s = start(&ops, FIXED_NZ);
 
-	tb_reset(&in);
-	tb_opt(&in, NBD_OPT_LIST, NULL, 0);
-	feed_all(s, &in);
-	tb_reset(&want);
+	send_opt(s, NBD_OPT_LIST, NULL, 0);
 	tb_rep(&want, NBD_OPT_LIST, NBD_REP_SERVER, 4 + 4 + 9);
 	tb_be32(&want, 4);
 	tb_str(&want, "disk");
@@ -414,10 +426,7 @@ static void info_without_requests_sends_export_only(void **state)
 {
 	struct nbdp_server *s = start(&ops, FIXED_NZ);
 
-	tb_reset(&in);
-	tb_info_go(&in, NBD_OPT_INFO, "disk", NULL, 0);
-	feed_all(s, &in);
-	tb_reset(&want);
+	send_info_go(s, NBD_OPT_INFO, "disk", NULL, 0);
 	expect_info_export(NBD_OPT_INFO, 1 << 20,
 			   NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA);
 	tb_rep(&want, NBD_OPT_INFO, NBD_REP_ACK, 0);
@@ -432,10 +441,7 @@ static void info_answers_name_description_and_block_size(void **state)
 					 NBD_INFO_BLOCK_SIZE, 77 /* unknown: ignored */ };
 	struct nbdp_server *s = start(&ops, FIXED_NZ);
 
-	tb_reset(&in);
-	tb_info_go(&in, NBD_OPT_INFO, "", reqs, 4);
-	feed_all(s, &in);
-	tb_reset(&want);
+	send_info_go(s, NBD_OPT_INFO, "", reqs, 4);
 	expect_info_export(NBD_OPT_INFO, 1 << 20,
 			   NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA);
 	expect_info_string(NBD_OPT_INFO, NBD_INFO_NAME, "disk");
@@ -450,10 +456,7 @@ static void info_sends_block_size_unasked_when_export_needs_alignment(void **sta
 {
 	struct nbdp_server *s = start(&ops, FIXED_NZ);
 
-	tb_reset(&in);
-	tb_info_go(&in, NBD_OPT_INFO, "aligned", NULL, 0);
-	feed_all(s, &in);
-	tb_reset(&want);
+	send_info_go(s, NBD_OPT_INFO, "aligned", NULL, 0);
 	expect_info_export(NBD_OPT_INFO, 1 << 20, NBD_FLAG_HAS_FLAGS);
 	expect_info_block(NBD_OPT_INFO, 512, 4096, 1 << 20);
 	tb_rep(&want, NBD_OPT_INFO, NBD_REP_ACK, 0);
@@ -467,10 +470,7 @@ static void go_enters_transmission_after_ack(void **state)
 	struct nbdp_server *s = start(&ops, FIXED_NZ);
 	struct nbdp_limits l;
 
-	tb_reset(&in);
-	tb_info_go(&in, NBD_OPT_GO, "disk", reqs, 1);
-	feed_all(s, &in);
-	tb_reset(&want);
+	send_info_go(s, NBD_OPT_GO, "disk", reqs, 1);
 	expect_info_export(NBD_OPT_GO, 1 << 20,
 			   NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA);
 	expect_info_block(NBD_OPT_GO, 1, 4096, NBDP_DEFAULT_MAX_PAYLOAD);
@@ -507,10 +507,7 @@ static void go_without_block_size_request_on_aligned_export_is_block_size_reqd(v
 {
 	struct nbdp_server *s = start(&ops, FIXED_NZ);
 
-	tb_reset(&in);
-	tb_info_go(&in, NBD_OPT_GO, "aligned", NULL, 0);
-	feed_all(s, &in);
-	tb_reset(&want);
+	send_info_go(s, NBD_OPT_GO, "aligned", NULL, 0);
 	expect_info_block(NBD_OPT_GO, 512, 4096, 1 << 20);
 	expect_err(NBD_OPT_GO, NBD_REP_ERR_BLOCK_SIZE_REQD,
 		   "NBD_OPT_GO: export 'aligned' needs minimum block size 512: request NBD_INFO_BLOCK_SIZE");
@@ -525,10 +522,7 @@ static void go_with_block_size_request_agrees_minimum_block(void **state)
 	struct nbdp_server *s = start(&ops, FIXED_NZ);
 	struct nbdp_limits l;
 
-	tb_reset(&in);
-	tb_info_go(&in, NBD_OPT_GO, "aligned", reqs, 1);
-	feed_all(s, &in);
-	tb_reset(&want);
+	send_info_go(s, NBD_OPT_GO, "aligned", reqs, 1);
 	expect_info_export(NBD_OPT_GO, 1 << 20, NBD_FLAG_HAS_FLAGS);
 	expect_info_block(NBD_OPT_GO, 512, 4096, 1 << 20);
 	tb_rep(&want, NBD_OPT_GO, NBD_REP_ACK, 0);
@@ -545,10 +539,7 @@ static void go_sanitizes_transmission_flags(void **state)
 {
 	struct nbdp_server *s = start(&ops, FIXED_NZ);
 
-	tb_reset(&in);
-	tb_info_go(&in, NBD_OPT_GO, "oddflags", NULL, 0);
-	feed_all(s, &in);
-	tb_reset(&want);
+	send_info_go(s, NBD_OPT_GO, "oddflags", NULL, 0);
 	/* DF needs structured replies, FAST_ZERO needs WRITE_ZEROES, bit 15 is undefined. */
 	expect_info_export(NBD_OPT_GO, 8192, NBD_FLAG_HAS_FLAGS);
 	tb_rep(&want, NBD_OPT_GO, NBD_REP_ACK, 0);
@@ -789,10 +780,7 @@ static void list_callback_error_ends_list_with_error(void **state)
 {
 	struct nbdp_server *s = start(&ops_list_denied, FIXED_NZ);
 
-	tb_reset(&in);
-	tb_opt(&in, NBD_OPT_LIST, NULL, 0);
-	feed_all(s, &in);
-	tb_reset(&want);
+	send_opt(s, NBD_OPT_LIST, NULL, 0);
 	tb_rep(&want, NBD_OPT_LIST, NBD_REP_SERVER, 4 + 4);
 	tb_be32(&want, 4);
 	tb_str(&want, "disk");
