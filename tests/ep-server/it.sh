@@ -63,6 +63,14 @@ start_pcie() {
     it_wait_socket "$CPID" "$T/c.sock" 100
 }
 pcie_uri() { echo "nbd+unix:///$1?socket=$T/c.sock"; }
+# fio_randrw URI NAME IODEPTH SIZE SECONDS: fio's nbd engine on URI: random
+# 4 KiB reads and writes, every read verified (crc32c); dies on any error.
+fio_randrw() {
+    fio --name="$2" --ioengine=nbd --uri="$1" --rw=randrw --bs=4k \
+        --iodepth="$3" --size="$4" --verify=crc32c --verify_state_save=0 --runtime="$5" --time_based \
+        --output="$T/fio.out" || die "fio: $(cat "$T/fio.out")"
+    grep -q 'err= 0' "$T/fio.out" || die "fio reported errors: $(cat "$T/fio.out")"
+}
 port() { sed -n 's/.*listening on tcp 127\.0\.0\.1 port \([0-9]*\).*/\1/p' "$T/log" | head -n 1; }
 mkfile() { # mkfile PATH SIZE [random]
     if [ "${3:-}" = random ]; then
@@ -169,10 +177,7 @@ qemu-img)
 fio)
     mkfile "$T/disk" 64M
     start -u "$T/s.sock" "$T/disk"
-    fio --name=mixed --ioengine=nbd --uri="$(unix_uri default)" --rw=randrw --bs=4k \
-        --iodepth=32 --size=32M --verify=crc32c --verify_state_save=0 --runtime=3 --time_based \
-        --output="$T/fio.out" || die "fio: $(cat "$T/fio.out")"
-    grep -q 'err= 0' "$T/fio.out" || die "fio reported errors: $(cat "$T/fio.out")"
+    fio_randrw "$(unix_uri default)" mixed 32 32M 3
     ok "fio randrw verify=crc32c: $(grep -E '^ +(read|write):' "$T/fio.out" | tr -s ' ' | cut -c1-60 | tr '\n' ';')"
     ;;
 tmpfs)
@@ -184,10 +189,7 @@ tmpfs)
     start -u "$T/s.sock" "$SHM.disk"
     grep -q 'is in memory and has no non-blocking reads' "$T/log" \
         || skip "this kernel reads tmpfs with RWF_NOWAIT: io_uring serves it inline already"
-    fio --name=mixed --ioengine=nbd --uri="$(unix_uri default)" --rw=randrw --bs=4k \
-        --iodepth=32 --size=32M --verify=crc32c --verify_state_save=0 --runtime=2 --time_based \
-        --output="$T/fio.out" || die "fio: $(cat "$T/fio.out")"
-    grep -q 'err= 0' "$T/fio.out" || die "fio reported errors: $(cat "$T/fio.out")"
+    fio_randrw "$(unix_uri default)" mixed 32 32M 2
     ok "fio randrw verify=crc32c on tmpfs"
     fio --name=big --ioengine=nbd --uri="$(unix_uri default)" --rw=write --bs=3m \
         --iodepth=4 --size=48M --verify=md5 --verify_state_save=0 --output="$T/fio.out" \
@@ -199,10 +201,7 @@ tmpfs)
     stop
     # The same copies into and out of the link's staging memory (PCIe channel).
     start_pcie "$SHM.disk"
-    fio --name=link --ioengine=nbd --uri="$(pcie_uri default)" --rw=randrw --bs=4k \
-        --iodepth=16 --size=16M --verify=crc32c --verify_state_save=0 --runtime=2 --time_based \
-        --output="$T/fio.out" || die "fio: $(cat "$T/fio.out")"
-    grep -q 'err= 0' "$T/fio.out" || die "fio reported errors: $(cat "$T/fio.out")"
+    fio_randrw "$(pcie_uri default)" link 16 16M 2
     ok "fio randrw verify=crc32c on tmpfs through the link"
     kill -TERM "$CPID"; wait "$CPID" || true; CPID=
     stop
@@ -601,10 +600,7 @@ pcie-qemu-io)
 pcie-fio)
     mkfile "$T/disk" 64M
     start_pcie "$T/disk"
-    fio --name=mixed --ioengine=nbd --uri="$(pcie_uri default)" --rw=randrw --bs=4k \
-        --iodepth=32 --size=32M --verify=crc32c --verify_state_save=0 --runtime=3 --time_based \
-        --output="$T/fio.out" || die "fio: $(cat "$T/fio.out")"
-    grep -q 'err= 0' "$T/fio.out" || die "fio reported errors: $(cat "$T/fio.out")"
+    fio_randrw "$(pcie_uri default)" mixed 32 32M 3
     ok "fio randrw verify=crc32c over the link"
     ;;
 pcie-readonly)
