@@ -5,14 +5,8 @@
 . /tests/lib.sh
 SOCK=/run/nbdpcie.sock
 
-step relay
 relay_start "$SOCK"
-
-step list
-list=$(nbd-client -l -u "$SOCK" 2>&1) || fail "nbd-client -l -u $SOCK failed: $list"
-echo "$list"
-echo "$list" | grep -qx alpha || fail "export list lacks 'alpha': $list"
-echo "$list" | grep -qx beta || fail "export list lacks 'beta': $list"
+relay_lists "$SOCK" alpha beta
 
 # nbd_client_detach DEV: Debian's nbd-client -d; the size must drop to 0.
 nbd_client_detach() {

@@ -91,10 +91,12 @@ pattern() {
 # unix_sockets: how many AF_UNIX sockets exist in the guest.
 unix_sockets() { tail -n +2 /proc/net/unix | wc -l; }
 
-# relay_start SOCK: nbd-pcie-client serving the link on the local unix socket
-# SOCK in the background (pid in $relay); returns once the socket exists.
+# relay_start SOCK: step relay: nbd-pcie-client serving the link on the local
+# unix socket SOCK in the background (pid in $relay); returns once the
+# socket exists.
 relay_start() {
     local i=0
+    step relay
     nbd-pcie-client -pcie "$LINK" -unix "$1" -n 2>/tmp/relay.err &
     relay=$!
     while [ ! -S "$1" ]; do
@@ -102,6 +104,18 @@ relay_start() {
         kill -0 $relay 2>/dev/null || { cat /tmp/relay.err; fail "nbd-pcie-client -unix $1 exited"; }
         [ $i -gt 300 ] && fail "no socket $1 30 s after nbd-pcie-client -unix"
         sleep 0.1
+    done
+}
+# relay_lists SOCK EXPORT...: step list: Debian's nbd-client -l -u SOCK
+# lists every EXPORT.
+relay_lists() {
+    local sock=$1 list name
+    shift
+    step list
+    list=$(nbd-client -l -u "$sock" 2>&1) || fail "nbd-client -l -u $sock failed: $list"
+    echo "$list"
+    for name in "$@"; do
+        echo "$list" | grep -qx "$name" || fail "nbd-client -l -u $sock lists no '$name': $list"
     done
 }
 # relay_stop: SIGTERM to the relay of relay_start; prints its exit status.

@@ -5,13 +5,8 @@
 M=1048576
 SOCK=/run/nbdpcie.sock
 
-step relay
 relay_start "$SOCK"
-
-step list
-list=$(nbd-client -l -u "$SOCK" 2>&1) || fail "nbd-client -l -u $SOCK failed: $list"
-echo "$list"
-echo "$list" | grep -qx disk || fail "nbd-client -l lists no 'disk': $list"
+relay_lists "$SOCK" disk
 
 step attach
 run nbd-client -N disk -u "$SOCK" /dev/nbd0
