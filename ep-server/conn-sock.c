@@ -508,29 +508,21 @@ static void sock_destroy(struct srv_conn *c)
 	free(s);
 }
 
-static const struct srv_conn_ops sock_tcp_ops = {
-	.kind = "tcp",
-	.recv = sock_recv,
-	.send = sock_send,
-	.begin = sock_begin,
-	.pump = sock_pump,
-	.reply = sock_reply,
-	.poll_fd = sock_poll_fd,
-	.drained = sock_drained,
-	.destroy = sock_destroy,
-};
+/* TCP and unix connections differ only in the kind they report. */
+#define SOCK_CONN_OPS(kind_) {		\
+	.kind = (kind_),		\
+	.recv = sock_recv,		\
+	.send = sock_send,		\
+	.begin = sock_begin,		\
+	.pump = sock_pump,		\
+	.reply = sock_reply,		\
+	.poll_fd = sock_poll_fd,	\
+	.drained = sock_drained,	\
+	.destroy = sock_destroy,	\
+}
 
-static const struct srv_conn_ops sock_unix_ops = {
-	.kind = "unix",
-	.recv = sock_recv,
-	.send = sock_send,
-	.begin = sock_begin,
-	.pump = sock_pump,
-	.reply = sock_reply,
-	.poll_fd = sock_poll_fd,
-	.drained = sock_drained,
-	.destroy = sock_destroy,
-};
+static const struct srv_conn_ops sock_tcp_ops = SOCK_CONN_OPS("tcp");
+static const struct srv_conn_ops sock_unix_ops = SOCK_CONN_OPS("unix");
 
 struct srv_conn *srv_sock_conn_new(struct srv_server *srv, int fd, bool tcp)
 {

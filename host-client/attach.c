@@ -379,6 +379,19 @@ static void remove_device(struct owner *O, unsigned i)
 	owner_describe(O);
 }
 
+/* Device i could not be brought back: says why, disconnects it in the
+ * kernel and removes it; the owner will exit with a failure. */
+static void give_up_device(struct owner *O, unsigned i, const char *why)
+{
+	struct device *d = O->dev[i];
+
+	npc_log(LOG_ERR, "/dev/nbd%d: %s", d->index, why);
+	close_conns(d);
+	npc_kernel->disconnect(O->nl, d->index);
+	O->exit_code = NPC_EXIT_FAIL;
+	remove_device(O, i);
+}
+
 static uint64_t stats_sum(const struct device *d, int what)
 {
 	uint64_t v = 0;
@@ -437,11 +450,7 @@ static void reconnect(struct owner *O, const char *why)
 			struct device *d = O->dev[i];
 			r = open_channels(d, false, err, sizeof(err));
 			if (r == -ESTALE) {
-				npc_log(LOG_ERR, "/dev/nbd%d: %s", d->index, err);
-				close_conns(d);
-				npc_kernel->disconnect(O->nl, d->index);
-				O->exit_code = NPC_EXIT_FAIL;
-				remove_device(O, i);
+				give_up_device(O, i, err);
 				continue;
 			}
 			if (r) {
@@ -476,11 +485,7 @@ static void reconnect(struct owner *O, const char *why)
 				snprintf(err, sizeof(err), "NBD_CMD_RECONFIGURE refused: %s",
 					 npc_nl_strerror(NBD_CMD_RECONFIGURE, r));
 			if (r) {
-				npc_log(LOG_ERR, "/dev/nbd%d: %s", d->index, err);
-				close_conns(d);
-				npc_kernel->disconnect(O->nl, d->index);
-				O->exit_code = NPC_EXIT_FAIL;
-				remove_device(O, i);
+				give_up_device(O, i, err);
 				continue;
 			}
 			npc_log(LOG_INFO, "/dev/nbd%d: reconnected over %s", d->index,
@@ -536,7 +541,7 @@ int npc_cmd_attach(const struct npc_opts *o)
 	struct owner O = { .link = o->link, .ctl = -1, .exit_code = NPC_EXIT_OK };
 	struct device *first = NULL;
 	char err[1024] = "", perr[256];
-	int notify = -1, r;
+	int notify = -1, pexit, r;
 	const char *pidfile = o->pidfile;
 	char defpid[64];
 	bool wrote_pid = false, stopping = false;
@@ -559,16 +564,8 @@ int npc_cmd_attach(const struct npc_opts *o)
 		npc_log(LOG_INFO, "%s (served by the nbd-pcie-client that holds %s)", err, o->link);
 		return NPC_EXIT_OK;
 	}
-	if (!o->nofork) {
-		int pexit;
-		r = npc_daemon_fork(&notify, &pexit);
-		if (r < 0) {
-			npc_log(LOG_ERR, "fork: %s", strerror(-r));
-			return NPC_EXIT_FAIL;
-		}
-		if (r == 1)
-			return pexit;
-	}
+	if (npc_daemon_start(o->nofork, &notify, &pexit))
+		return pexit;
 	O.exit_code = NPC_EXIT_FAIL;
 	if ((r = npc_kernel->open(&O.nl, err, sizeof(err)))) {
 		npc_log(LOG_ERR, "%s: %s", o->device, err);

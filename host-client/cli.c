@@ -94,8 +94,7 @@ int npc_cli_device_index(const char *dev)
 	return (int)v;
 }
 
-/* Whole-string unsigned decimal; -EINVAL if not a number or above max. */
-static int parse_u64(const char *s, uint64_t max, uint64_t *out)
+int npc_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 {
 	char *end;
 	unsigned long long v;
@@ -104,7 +103,7 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
 		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 10);
-	if (errno || *end || v > max)
+	if (errno || *end || v < lo || v > hi)
 		return -EINVAL;
 	*out = v;
 	return 0;
@@ -177,29 +176,29 @@ int npc_cli_parse(int argc, char **argv, struct npc_opts *o, char *err, size_t e
 			o->name = optarg;
 			break;
 		case 'b':
-			if (parse_u64(optarg, NPC_BLOCK_MAX, &v) || v < NPC_BLOCK_MIN || (v & (v - 1)))
+			if (npc_parse_u64(optarg, 0, NPC_BLOCK_MAX, &v) || v < NPC_BLOCK_MIN || (v & (v - 1)))
 				FAIL("-b %s: block size must be 512, 1024, 2048 or 4096", optarg);
 			o->block_size = (uint32_t)v;
 			break;
 		case 'B':
-			if (parse_u64(optarg, INT64_MAX, &v) || v == 0)
+			if (npc_parse_u64(optarg, 0, INT64_MAX, &v) || v == 0)
 				FAIL("-B %s: size must be a positive number of bytes", optarg);
 			o->size = v;
 			break;
 		case 't':
-			if (parse_u64(optarg, UINT32_MAX, &v))
+			if (npc_parse_u64(optarg, 0, UINT32_MAX, &v))
 				FAIL("-t %s: timeout must be a number of seconds from 0 to %u",
 				     optarg, UINT32_MAX);
 			o->timeout = v;
 			break;
 		case 'T':
-			if (parse_u64(optarg, UINT32_MAX, &v))
+			if (npc_parse_u64(optarg, 0, UINT32_MAX, &v))
 				FAIL("-T %s: dead connection timeout must be a number of seconds from 0 to %u",
 				     optarg, UINT32_MAX);
 			o->dead_timeout = v;
 			break;
 		case 'C':
-			if (parse_u64(optarg, NPC_CONNECTIONS_MAX, &v) || v == 0)
+			if (npc_parse_u64(optarg, 0, NPC_CONNECTIONS_MAX, &v) || v == 0)
 				FAIL("-C %s: connections must be from 1 to %u", optarg,
 				     NPC_CONNECTIONS_MAX);
 			o->connections = (unsigned)v;

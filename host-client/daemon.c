@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -32,7 +33,7 @@ void npc_signals_init(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-int npc_daemon_fork(int *notify_fd, int *parent_exit)
+static int daemon_fork(int *notify_fd, int *parent_exit)
 {
 	int p[2];
 	pid_t pid;
@@ -68,6 +69,21 @@ int npc_daemon_fork(int *notify_fd, int *parent_exit)
 	setsid();
 	*notify_fd = p[1];
 	return 0;
+}
+
+bool npc_daemon_start(bool nofork, int *notify_fd, int *parent_exit)
+{
+	int r;
+
+	if (nofork)
+		return false;
+	r = daemon_fork(notify_fd, parent_exit);
+	if (r < 0) {
+		npc_log(LOG_ERR, "fork: %s", strerror(-r));
+		*parent_exit = NPC_EXIT_FAIL;
+		return true;
+	}
+	return r == 1;
 }
 
 void npc_daemon_ready(int notify_fd)

@@ -45,6 +45,10 @@ static inline bool npc_done_seen(const bool *done)
 
 /* ------------------------------------------------------------------ cli.c */
 
+/* Whole-string unsigned decimal in [lo, hi] (the command line's and
+ * nbdtab's numbers); -EINVAL if not a number or out of range. */
+int npc_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
+
 /* Exit codes, the same as nbd-client 3.24 (documented in docs/nbd-pcie-client.md). */
 #define NPC_EXIT_OK 0
 #define NPC_EXIT_FAIL 1            /* any error: usage, link, export, kernel */
@@ -261,10 +265,11 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 /* Non-zero (the signal number) once SIGTERM, SIGINT or SIGHUP arrived. */
 extern int npc_stop_flag;
 void npc_signals_init(void);
-/* Forks: returns 0 in the daemon (*notify_fd for npc_daemon_ready), 1 in
- * the starting process once the daemon is ready or failed (*parent_exit is
- * the exit code to use), -errno on failure. */
-int npc_daemon_fork(int *notify_fd, int *parent_exit);
+/* Forks unless nofork. false: go on, in the daemon (*notify_fd for
+ * npc_daemon_ready) or, with nofork, in the only process (*notify_fd left
+ * as it was); true: the starting process, once the daemon is ready or failed,
+ * or when the fork failed (logged): return *parent_exit from the command. */
+bool npc_daemon_start(bool nofork, int *notify_fd, int *parent_exit);
 /* Tells the starter the daemon is up; logs go to syslog from now on. */
 void npc_daemon_ready(int notify_fd);
 int npc_pidfile_write(const char *path, char *err, size_t errlen);

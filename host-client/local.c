@@ -283,23 +283,15 @@ int npc_cmd_local(const struct npc_opts *o)
 {
 	struct local L = { .o = o };
 	char err[512];
-	int lfd = -1, notify = -1, ret = NPC_EXIT_FAIL, r, ctl = -1;
+	int lfd = -1, notify = -1, ret = NPC_EXIT_FAIL, r, ctl = -1, pexit;
 	char who[160];
 	bool pidfile = false;
 
 	npc_signals_init();
-	if (!o->nofork) {
-		/* Fork first: the transport may run threads, which a fork would
-		 * not carry over. Until ready, errors still reach the terminal. */
-		int pexit;
-		r = npc_daemon_fork(&notify, &pexit);
-		if (r < 0) {
-			npc_log(LOG_ERR, "fork: %s", strerror(-r));
-			return NPC_EXIT_FAIL;
-		}
-		if (r == 1)
-			return pexit;
-	}
+	/* Fork first: the transport may run threads, which a fork would not
+	 * carry over. Until ready, errors still reach the terminal. */
+	if (npc_daemon_start(o->nofork, &notify, &pexit))
+		return pexit;
 	if (npc_ctl_refuse_if_held(o->link, "-unix"))
 		return NPC_EXIT_FAIL;
 	if ((r = npc_link_open(o->link, &L.k, err, sizeof(err)))) {

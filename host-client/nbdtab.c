@@ -16,22 +16,6 @@
 
 #define FAIL(...) do { snprintf(err, errlen, __VA_ARGS__); r = -EINVAL; goto out; } while (0)
 
-/* Whole-string decimal in [lo, hi]. */
-static int num(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end || v < lo || v > hi)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 /* Strings from the file are owned by the options (npc_opts_release). */
 static char *keep(struct npc_opts *o, const char *s)
 {
@@ -73,20 +57,20 @@ static int apply_opt(struct npc_opts *o, char *kv, const char *path, unsigned li
 		if (!(o->identifier = keep(o, val)))
 			return -ENOMEM;
 	} else if (!strcmp(kv, "bs") && val) {
-		if (num(val, NPC_BLOCK_MIN, NPC_BLOCK_MAX, &v) || (v & (v - 1)))
+		if (npc_parse_u64(val, NPC_BLOCK_MIN, NPC_BLOCK_MAX, &v) || (v & (v - 1)))
 			FAIL("%s:%u: bs=%s: block size must be 512, 1024, 2048 or 4096", path, lineno, val);
 		o->block_size = (uint32_t)v;
 	} else if (!strcmp(kv, "timeout") && val) {
-		if (num(val, 0, UINT32_MAX, &v))
+		if (npc_parse_u64(val, 0, UINT32_MAX, &v))
 			FAIL("%s:%u: timeout=%s: must be seconds from 0 to %u", path, lineno, val, UINT32_MAX);
 		o->timeout = v;
 	} else if (!strcmp(kv, "dead-timeout") && val) {
-		if (num(val, 0, UINT32_MAX, &v))
+		if (npc_parse_u64(val, 0, UINT32_MAX, &v))
 			FAIL("%s:%u: dead-timeout=%s: must be seconds from 0 to %u", path, lineno, val,
 			     UINT32_MAX);
 		o->dead_timeout = v;
 	} else if (!strcmp(kv, "conns") && val) {
-		if (num(val, 1, NPC_CONNECTIONS_MAX, &v))
+		if (npc_parse_u64(val, 1, NPC_CONNECTIONS_MAX, &v))
 			FAIL("%s:%u: conns=%s: connections must be from 1 to %u", path, lineno, val,
 			     NPC_CONNECTIONS_MAX);
 		o->connections = (unsigned)v;

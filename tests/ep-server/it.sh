@@ -27,11 +27,12 @@ cleanup() {
     rm -f "$SHM" "$SHM".*
 }
 trap cleanup EXIT
+# shellcheck source-path=SCRIPTDIR source=it-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/it-lib.sh"
 
 die() {
     echo "FAIL: $*" >&2
-    [ -f "$T/log" ] && sed 's/^/  server: /' "$T/log" >&2
-    [ -f "$T/clog" ] && sed 's/^/  client: /' "$T/clog" >&2
+    it_logs
     exit 1
 }
 ok() { echo "ok: $*"; }
@@ -42,12 +43,7 @@ skip() { echo "SKIP: $*"; exit 77; }
 start() {
     "$SERVER" -d -p "$T/pid" "$@" >"$T/log" 2>&1 &
     PID=$!
-    for _ in $(seq 100); do
-        grep -q 'info: ready:' "$T/log" 2>/dev/null && return 0
-        kill -0 "$PID" 2>/dev/null || { wait "$PID" || true; PID=; die "server exited at start"; }
-        sleep 0.1
-    done
-    die "server not ready after 10 s"
+    it_wait_ready PID
 }
 # stop: SIGTERM, returns the server's exit code in $RC.
 stop() {
@@ -64,14 +60,17 @@ start_pcie() {
     : "${CLIENT:?CLIENT must point at nbd-pcie-client}"
     "$CLIENT" -n -pcie "shm:$SHM" -unix "$T/c.sock" >"$T/clog" 2>&1 &
     CPID=$!
-    for _ in $(seq 100); do
-        [ -S "$T/c.sock" ] && return 0
-        kill -0 "$CPID" 2>/dev/null || die "nbd-pcie-client exited"
-        sleep 0.05
-    done
-    die "nbd-pcie-client did not create its socket"
+    it_wait_socket "$CPID" "$T/c.sock" 100
 }
 pcie_uri() { echo "nbd+unix:///$1?socket=$T/c.sock"; }
+# fio_randrw URI NAME IODEPTH SIZE SECONDS: fio's nbd engine on URI: random
+# 4 KiB reads and writes, every read verified (crc32c); dies on any error.
+fio_randrw() {
+    fio --name="$2" --ioengine=nbd --uri="$1" --rw=randrw --bs=4k \
+        --iodepth="$3" --size="$4" --verify=crc32c --verify_state_save=0 --runtime="$5" --time_based \
+        --output="$T/fio.out" || die "fio: $(cat "$T/fio.out")"
+    grep -q 'err= 0' "$T/fio.out" || die "fio reported errors: $(cat "$T/fio.out")"
+}
 port() { sed -n 's/.*listening on tcp 127\.0\.0\.1 port \([0-9]*\).*/\1/p' "$T/log" | head -n 1; }
 mkfile() { # mkfile PATH SIZE [random]
     if [ "${3:-}" = random ]; then
@@ -83,6 +82,18 @@ mkfile() { # mkfile PATH SIZE [random]
 unix_uri() { echo "nbd+unix:///$1?socket=$T/s.sock"; }
 expect_log() { grep -qF -- "$1" "$T/log" || die "log lacks: $1"; ok "log: $1"; }
 probe() { "$PROBE" "$@" || die "srv-probe $*"; }
+# hold EXPORT: an srv-probe connection to EXPORT on $T/s.sock that stays open
+# (it has negotiated when this returns) until unhold.
+hold() {
+    coproc HOLD { "$PROBE" "unix:$T/s.sock" "$1" hold; }
+    hold_pid=$HOLD_PID
+    read -r line <&"${HOLD[0]}"
+}
+unhold() {
+    # shellcheck disable=SC1083,SC2093  # closes the coprocess's input (bash's {fd} redirection)
+    exec {HOLD[1]}>&-
+    wait "$hold_pid" || die "hold failed"
+}
 
 case $name in
 # ---- real clients ------------------------------------------------------------
@@ -166,10 +177,7 @@ qemu-img)
 fio)
     mkfile "$T/disk" 64M
     start -u "$T/s.sock" "$T/disk"
-    fio --name=mixed --ioengine=nbd --uri="$(unix_uri default)" --rw=randrw --bs=4k \
-        --iodepth=32 --size=32M --verify=crc32c --verify_state_save=0 --runtime=3 --time_based \
-        --output="$T/fio.out" || die "fio: $(cat "$T/fio.out")"
-    grep -q 'err= 0' "$T/fio.out" || die "fio reported errors: $(cat "$T/fio.out")"
+    fio_randrw "$(unix_uri default)" mixed 32 32M 3
     ok "fio randrw verify=crc32c: $(grep -E '^ +(read|write):' "$T/fio.out" | tr -s ' ' | cut -c1-60 | tr '\n' ';')"
     ;;
 tmpfs)
@@ -181,10 +189,7 @@ tmpfs)
     start -u "$T/s.sock" "$SHM.disk"
     grep -q 'is in memory and has no non-blocking reads' "$T/log" \
         || skip "this kernel reads tmpfs with RWF_NOWAIT: io_uring serves it inline already"
-    fio --name=mixed --ioengine=nbd --uri="$(unix_uri default)" --rw=randrw --bs=4k \
-        --iodepth=32 --size=32M --verify=crc32c --verify_state_save=0 --runtime=2 --time_based \
-        --output="$T/fio.out" || die "fio: $(cat "$T/fio.out")"
-    grep -q 'err= 0' "$T/fio.out" || die "fio reported errors: $(cat "$T/fio.out")"
+    fio_randrw "$(unix_uri default)" mixed 32 32M 2
     ok "fio randrw verify=crc32c on tmpfs"
     fio --name=big --ioengine=nbd --uri="$(unix_uri default)" --rw=write --bs=3m \
         --iodepth=4 --size=48M --verify=md5 --verify_state_save=0 --output="$T/fio.out" \
@@ -196,10 +201,7 @@ tmpfs)
     stop
     # The same copies into and out of the link's staging memory (PCIe channel).
     start_pcie "$SHM.disk"
-    fio --name=link --ioengine=nbd --uri="$(pcie_uri default)" --rw=randrw --bs=4k \
-        --iodepth=16 --size=16M --verify=crc32c --verify_state_save=0 --runtime=2 --time_based \
-        --output="$T/fio.out" || die "fio: $(cat "$T/fio.out")"
-    grep -q 'err= 0' "$T/fio.out" || die "fio reported errors: $(cat "$T/fio.out")"
+    fio_randrw "$(pcie_uri default)" link 16 16M 2
     ok "fio randrw verify=crc32c on tmpfs through the link"
     kill -TERM "$CPID"; wait "$CPID" || true; CPID=
     stop
@@ -317,13 +319,10 @@ cow)
     ok "base file byte-identical"
     [ -z "$(ls -A "$T/cow")" ] || die "diff files left in cowdir: $(ls "$T/cow")"
     # while a connection is open, its (unlinked) diff lives in cowdir
-    coproc HOLD { "$PROBE" "unix:$T/s.sock" d hold; }
-    hold_pid=$HOLD_PID
-    read -r line <&"${HOLD[0]}"
+    hold d
     ls -l /proc/"$PID"/fd | grep -q "$T/cow/disk-.*diff.*(deleted)" || die "no diff file in cowdir"
     ok "per-connection diff in cowdir, already unlinked"
-    exec {HOLD[1]}>&-
-    wait "$hold_pid" || die "hold failed"
+    unhold
     ;;
 # ---- configuration keys --------------------------------------------------------
 config-flags)
@@ -357,13 +356,10 @@ config-maxconnections)
     mkfile "$T/a" 1M
     printf '[generic]\nunixsock = %s\n[a]\nexportname = %s\nmaxconnections = 1\n' "$T/s.sock" "$T/a" >"$T/cfg"
     start -C "$T/cfg"
-    coproc HOLD { "$PROBE" "unix:$T/s.sock" a hold; }
-    hold_pid=$HOLD_PID
-    read -r line <&"${HOLD[0]}"
+    hold a
     probe "unix:$T/s.sock" a refused
     expect_log "export a: maxconnections 1 reached"
-    exec {HOLD[1]}>&-
-    wait "$hold_pid" || die "hold failed"
+    unhold
     sleep 0.3
     probe "unix:$T/s.sock" a bounds
     ok "served again once the first connection left"
@@ -372,13 +368,10 @@ config-generic-maxconnections)
     mkfile "$T/a" 1M
     printf '[generic]\nunixsock = %s\nmaxconnections = 1\n[a]\nexportname = %s\n' "$T/s.sock" "$T/a" >"$T/cfg"
     start -C "$T/cfg"
-    coproc HOLD { "$PROBE" "unix:$T/s.sock" a hold; }
-    hold_pid=$HOLD_PID
-    read -r line <&"${HOLD[0]}"
+    hold a
     probe "unix:$T/s.sock" a refused
     expect_log "refused, maxconnections 1 reached"
-    exec {HOLD[1]}>&-
-    wait "$hold_pid" || die "hold failed"
+    unhold
     ;;
 config-authfile)
     mkfile "$T/a" 1M; mkfile "$T/b" 1M
@@ -497,12 +490,9 @@ cli-cow)
 cli-max-connections)
     mkfile "$T/a" 1M
     start -u "$T/s.sock" -M 1 "$T/a"
-    coproc HOLD { "$PROBE" "unix:$T/s.sock" default hold; }
-    hold_pid=$HOLD_PID
-    read -r line <&"${HOLD[0]}"
+    hold default
     probe "unix:$T/s.sock" default refused
-    exec {HOLD[1]}>&-
-    wait "$hold_pid" || die "hold failed"
+    unhold
     ;;
 cli-pidfile-sigterm)
     mkfile "$T/a" 16M
@@ -610,10 +600,7 @@ pcie-qemu-io)
 pcie-fio)
     mkfile "$T/disk" 64M
     start_pcie "$T/disk"
-    fio --name=mixed --ioengine=nbd --uri="$(pcie_uri default)" --rw=randrw --bs=4k \
-        --iodepth=32 --size=32M --verify=crc32c --verify_state_save=0 --runtime=3 --time_based \
-        --output="$T/fio.out" || die "fio: $(cat "$T/fio.out")"
-    grep -q 'err= 0' "$T/fio.out" || die "fio reported errors: $(cat "$T/fio.out")"
+    fio_randrw "$(pcie_uri default)" mixed 32 32M 3
     ok "fio randrw verify=crc32c over the link"
     ;;
 pcie-readonly)

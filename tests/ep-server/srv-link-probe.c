@@ -22,21 +22,10 @@
 #include <nbdproto/client.h>
 #include <nbdproto/nbd.h>
 
+#include "probe-check.h"
+
 /* Everything here waits at most this long for the server (ms). */
 #define WAIT_MS 10000
-
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-	fprintf(stderr, "FAIL: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n");
-	exit(1);
-}
-
-#define CHECK(cond, ...) do { if (!(cond)) fail(__VA_ARGS__); } while (0)
 
 static long long now_ms(void)
 {

@@ -24,6 +24,8 @@
 #include <nbdproto/client.h>
 #include <nbdproto/nbd.h>
 
+#include "probe-check.h"
+
 struct probe {
 	int fd;
 	struct nbd_export_info {
@@ -34,19 +36,6 @@ struct probe {
 	uint64_t cookie;
 	const char *backing;
 };
-
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-	fprintf(stderr, "FAIL: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n");
-	exit(1);
-}
-
-#define CHECK(cond, ...) do { if (!(cond)) fail(__VA_ARGS__); } while (0)
 
 static int connect_to(const char *addr)
 {

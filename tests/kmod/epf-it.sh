@@ -24,11 +24,12 @@ cleanup() {
     rm -rf "$T" "$D"
 }
 trap cleanup EXIT
+# shellcheck source-path=SCRIPTDIR source=../ep-server/it-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../ep-server/it-lib.sh"
 
 die() {
     echo "FAIL: $*" >&2
-    [ -f "$T/log" ] && sed 's/^/  server: /' "$T/log" >&2
-    [ -f "$T/clog" ] && sed 's/^/  client: /' "$T/clog" >&2
+    it_logs
     "$CTL" "$D" 0 counts 2>/dev/null | sed 's/^/  device: /' >&2 || true
     exit 1
 }
@@ -41,12 +42,7 @@ done
 server() {
     NPK_STANDIN_DIR=$D LD_PRELOAD=$STANDIN "$SERVER" -d "$@" >"$T/log" 2>&1 &
     PID=$!
-    for _ in $(seq 100); do
-        grep -q 'info: ready:' "$T/log" 2>/dev/null && return 0
-        kill -0 "$PID" 2>/dev/null || { wait "$PID" || true; PID=; die "server exited at start"; }
-        sleep 0.1
-    done
-    die "server not ready after 10 s"
+    it_wait_ready PID
 }
 # server_fails ARGS...: the server must exit non-zero at start; its output in $T/log
 server_fails() {
@@ -57,14 +53,14 @@ server_fails() {
 client() { # client [LINK]: default the BAR file alone (BAR-only)
     "$CLIENT" -n -pcie "${1:-shm:bar=$D/ep0.bar}" -unix "$T/c.sock" >"$T/clog" 2>&1 &
     CPID=$!
-    for _ in $(seq 200); do
-        [ -S "$T/c.sock" ] && return 0
-        kill -0 "$CPID" 2>/dev/null || die "nbd-pcie-client exited"
-        sleep 0.05
-    done
-    die "nbd-pcie-client did not create its socket"
+    it_wait_socket "$CPID" "$T/c.sock" 200
 }
 uri() { echo "nbd+unix:///disk?socket=$T/c.sock"; }
+# qio QEMU-IO-ARGS...: qemu-io on the export; fails on an error or a pattern mismatch.
+qio() {
+    qemu-io -f raw "$(uri)" "$@" >"$T/qio" 2>&1 || { cat "$T/qio"; die "qemu-io pattern"; }
+    ! grep -q 'Pattern verification failed' "$T/qio" || die "qemu-io verification"
+}
 count() { "$CTL" "$D" 0 counts | sed -n "s/^$1 //p"; }
 wait_log() { # wait_log FILE TEXT: up to 5 s
     for _ in $(seq 100); do grep -qF -- "$2" "$1" && return 0; sleep 0.05; done
@@ -87,10 +83,8 @@ rw)  # --pcie epf: on a function without DMA serves BAR-only; nbdcopy and qemu-i
     client
     grep -q "BAR-only" "$T/clog" || die "client not in BAR-only mode"
     roundtrip 1
-    qemu-io -f raw "$(uri)" -c 'write -P 0xa5 4096 1M' -c 'read -P 0xa5 4096 1M' \
-        -c 'write -P 0x3c 5000 100k' -c 'read -P 0x3c 5000 100k' >"$T/qio" 2>&1 ||
-        { cat "$T/qio"; die "qemu-io pattern"; }
-    grep -q 'Pattern verification failed' "$T/qio" && die "qemu-io verification"
+    qio -c 'write -P 0xa5 4096 1M' -c 'read -P 0xa5 4096 1M' \
+        -c 'write -P 0x3c 5000 100k' -c 'read -P 0x3c 5000 100k'
     [ "$(count mmaps)" = 1 ] || die "server mapped the BAR $(count mmaps) times, expected 1"
     [ "$(count mmap_refused)" = 0 ] || die "the stand-in refused a mapping: $(count last_refusal)"
     [ "$(count dma_refused)" = 0 ] || die "the stand-in refused a DMA: $(count last_refusal)"
@@ -108,10 +102,8 @@ window)  # a DMA-capable function: the host publishes a window, everything moves
     client "shm:bar=$D/ep0.bar,win=$D/ep0.win,win_base=0x400000"
     grep -q "(host window" "$T/clog" || die "client not in host-window mode"
     roundtrip 5
-    qemu-io -f raw "$(uri)" -c 'write -P 0x5a 1 3' -c 'read -P 0x5a 1 3' \
-        -c 'write -P 0x77 8191 100001' -c 'read -P 0x77 8191 100001' >"$T/qio" 2>&1 ||
-        { cat "$T/qio"; die "qemu-io pattern"; }
-    grep -q 'Pattern verification failed' "$T/qio" && die "qemu-io verification"
+    qio -c 'write -P 0x5a 1 3' -c 'read -P 0x5a 1 3' \
+        -c 'write -P 0x77 8191 100001' -c 'read -P 0x77 8191 100001'
     to=$(count dma_to_host); from=$(count dma_from_host); bytes=$(count dma_bytes)
     [ "$from" -gt 0 ] && [ "$to" -gt 0 ] || die "no DMA in both directions (to $to, from $from)"
     [ "$bytes" -ge $((2 * 24 * 1024 * 1024)) ] || die "DMA moved $bytes bytes, under 2 x 24 MiB"

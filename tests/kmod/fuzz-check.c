@@ -8,23 +8,7 @@
 #include <string.h>
 
 #include "npk-check.h"
-
-/* Takes the next n bytes of the input (zeros once it runs out). */
-static void take(const uint8_t **p, size_t *left, void *out, size_t n)
-{
-	size_t k = n < *left ? n : *left;
-
-	memset(out, 0, n);
-	memcpy(out, *p, k);
-	*p += k;
-	*left -= k;
-}
-
-static void check(int cond)
-{
-	if (!cond)
-		abort();
-}
+#include "fuzz-input.h"
 
 static void fuzz_dma(const uint8_t **p, size_t *left)
 {

@@ -9,24 +9,9 @@
 #include <string.h>
 
 #include "internal.h"
+#include "fuzz-input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void take(const uint8_t **p, size_t *left, void *out, size_t n)
-{
-	size_t k = n < *left ? n : *left;
-
-	memset(out, 0, n);
-	memcpy(out, *p, k);
-	*p += k;
-	*left -= k;
-}
-
-static void check(int cond)
-{
-	if (!cond)
-		abort();
-}
 
 static void fuzz_info(const struct npk_ep_info *in, const uint8_t **p, size_t *left)
 {

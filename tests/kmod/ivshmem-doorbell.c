@@ -33,6 +33,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "ivshmem-msg.h"
+
 /* ivshmem-doorbell devices support up to 64 vectors here; QEMU's limit is
  * higher but the guest module requests at most 32. */
 #define MAX_VECTORS 64
@@ -51,29 +53,9 @@ static int64_t next_id = 1;
 
 static int send_msg(int sock, int64_t value, int fd)
 {
-	struct msghdr msg = { 0 };
 	int64_t le = (int64_t)htole64((uint64_t)value);
-	struct iovec iov = { .iov_base = &le, .iov_len = sizeof(le) };
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} ctl;
 
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	if (fd >= 0) {
-		struct cmsghdr *c;
-
-		memset(&ctl, 0, sizeof(ctl));
-		msg.msg_control = ctl.buf;
-		msg.msg_controllen = sizeof(ctl.buf);
-		c = CMSG_FIRSTHDR(&msg);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	if (sendmsg(sock, &msg, MSG_NOSIGNAL) != (ssize_t)sizeof(le))
+	if (ivsh_send_msg(sock, &le, fd) != (ssize_t)sizeof(le))
 		return -errno;
 	return 0;
 }

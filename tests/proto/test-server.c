@@ -131,6 +131,65 @@ static void expect_err(uint32_t opt, uint32_t type, const char *msg)
 	tb_str(&want, msg);
 }
 
+/* Sends option opt with len bytes of data (all taken) and empties want for
+ * the expected answer. */
+static void send_opt(struct nbdp_server *s, uint32_t opt, const void *data, uint32_t len)
+{
+	tb_reset(&in);
+	tb_opt(&in, opt, data, len);
+	feed_all(s, &in);
+	tb_reset(&want);
+}
+
+/* The same for NBD_OPT_INFO or NBD_OPT_GO of export name with nreq
+ * information requests. */
+static void send_info_go(struct nbdp_server *s, uint32_t opt, const char *name,
+			 const uint16_t *reqs, uint16_t nreq)
+{
+	tb_reset(&in);
+	tb_info_go(&in, opt, name, reqs, nreq);
+	feed_all(s, &in);
+	tb_reset(&want);
+}
+
+/* Feeds `in` whole; the server answers exactly one error reply to opt
+ * (type, msg) and goes on negotiating. */
+static void feed_expect_err(struct nbdp_server *s, uint32_t opt, uint32_t type, const char *msg)
+{
+	feed_all(s, &in);
+	tb_reset(&want);
+	expect_err(opt, type, msg);
+	assert_output(s, &want);
+	assert_int_equal(nbdp_server_state(s), NBDP_NEGOTIATING);
+}
+
+/* A fresh server (ops o) answers option opt carrying len bytes of data
+ * with one error reply (type, msg) and goes on negotiating. */
+static void opt_gets_err(const struct nbdp_server_ops *o, uint32_t opt, const void *data,
+			 uint32_t len, uint32_t type, const char *msg)
+{
+	struct nbdp_server *s = start(o, FIXED_NZ);
+
+	tb_reset(&in);
+	tb_opt(&in, opt, data, len);
+	feed_expect_err(s, opt, type, msg);
+	nbdp_server_free(s);
+}
+
+/* A fresh server (ops o) answers NBD_OPT_GO of export name, without
+ * information requests, with one error reply (type, msg) and goes on
+ * negotiating. */
+static void go_gets_err(const struct nbdp_server_ops *o, const char *name, uint32_t type,
+			const char *msg)
+{
+	struct nbdp_server *s = start(o, FIXED_NZ);
+
+	tb_reset(&in);
+	tb_info_go(&in, NBD_OPT_GO, name, NULL, 0);
+	feed_expect_err(s, NBD_OPT_GO, type, msg);
+	nbdp_server_free(s);
+}
+
 static void expect_info_export(uint32_t opt, uint64_t size, uint16_t tflags)
 {
 	tb_rep(&want, opt, NBD_REP_INFO, 12);
@@ -214,10 +273,7 @@ static void export_name_sends_124_zeroes_without_no_zeroes(void **state)
 {
 	struct nbdp_server *s = start(&ops, NBD_FLAG_C_FIXED_NEWSTYLE);
 
-	tb_reset(&in);
-	tb_opt(&in, NBD_OPT_EXPORT_NAME, "disk", 4);
-	feed_all(s, &in);
-	tb_reset(&want);
+	send_opt(s, NBD_OPT_EXPORT_NAME, "disk", 4);
 	tb_be64(&want, 1 << 20);
 	tb_be16(&want, NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA);
 	tb_zero(&want, 124);
@@ -231,10 +287,7 @@ static void export_name_omits_zeroes_with_no_zeroes(void **state)
 {
 	struct nbdp_server *s = start(&ops, FIXED_NZ);
 
-	tb_reset(&in);
-	tb_opt(&in, NBD_OPT_EXPORT_NAME, "ro", 2);
-	feed_all(s, &in);
-	tb_reset(&want);
+	send_opt(s, NBD_OPT_EXPORT_NAME, "ro", 2);
 	tb_be64(&want, 4096);
 	tb_be16(&want, NBD_FLAG_HAS_FLAGS | NBD_FLAG_READ_ONLY);
 	assert_output(s, &want);
@@ -341,10 +394,7 @@ static void list_sends_one_server_reply_per_export_then_ack(void **state)
 {
 	struct nbdp_server *s = start(&ops, FIXED_NZ);
 
-	tb_reset(&in);
-	tb_opt(&in, NBD_OPT_LIST, NULL, 0);
-	feed_all(s, &in);
-	tb_reset(&want);
+	send_opt(s, NBD_OPT_LIST, NULL, 0);
 	tb_rep(&want, NBD_OPT_LIST, NBD_REP_SERVER, 4 + 4 + 9);
 	tb_be32(&want, 4);
 	tb_str(&want, "disk");
@@ -360,30 +410,14 @@ static void list_sends_one_server_reply_per_export_then_ack(void **state)
 
 static void list_with_data_is_invalid(void **state)
 {
-	struct nbdp_server *s = start(&ops, FIXED_NZ);
-
-	tb_reset(&in);
-	tb_opt(&in, NBD_OPT_LIST, "xy", 2);
-	feed_all(s, &in);
-	tb_reset(&want);
-	expect_err(NBD_OPT_LIST, NBD_REP_ERR_INVALID, "NBD_OPT_LIST: option length 2, must be 0");
-	assert_output(s, &want);
-	nbdp_server_free(s);
+	opt_gets_err(&ops, NBD_OPT_LIST, "xy", 2, NBD_REP_ERR_INVALID,
+		     "NBD_OPT_LIST: option length 2, must be 0");
 }
 
 static void list_without_list_callback_is_policy(void **state)
 {
-	struct nbdp_server *s = start(&ops_nolist, FIXED_NZ);
-
-	tb_reset(&in);
-	tb_opt(&in, NBD_OPT_LIST, NULL, 0);
-	feed_all(s, &in);
-	tb_reset(&want);
-	expect_err(NBD_OPT_LIST, NBD_REP_ERR_POLICY,
-		   "NBD_OPT_LIST: listing exports is disabled on this server");
-	assert_output(s, &want);
-	assert_int_equal(nbdp_server_state(s), NBDP_NEGOTIATING);
-	nbdp_server_free(s);
+	opt_gets_err(&ops_nolist, NBD_OPT_LIST, NULL, 0, NBD_REP_ERR_POLICY,
+		     "NBD_OPT_LIST: listing exports is disabled on this server");
 }
 
 /* ---- INFO and GO ------------------------------------------------------- */
@@ -392,10 +426,7 @@ static void info_without_requests_sends_export_only(void **state)
 {
 	struct nbdp_server *s = start(&ops, FIXED_NZ);
 
-	tb_reset(&in);
-	tb_info_go(&in, NBD_OPT_INFO, "disk", NULL, 0);
-	feed_all(s, &in);
-	tb_reset(&want);
+	send_info_go(s, NBD_OPT_INFO, "disk", NULL, 0);
 	expect_info_export(NBD_OPT_INFO, 1 << 20,
 			   NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA);
 	tb_rep(&want, NBD_OPT_INFO, NBD_REP_ACK, 0);
@@ -410,10 +441,7 @@ static void info_answers_name_description_and_block_size(void **state)
 					 NBD_INFO_BLOCK_SIZE, 77 /* unknown: ignored */ };
 	struct nbdp_server *s = start(&ops, FIXED_NZ);
 
-	tb_reset(&in);
-	tb_info_go(&in, NBD_OPT_INFO, "", reqs, 4);
-	feed_all(s, &in);
-	tb_reset(&want);
+	send_info_go(s, NBD_OPT_INFO, "", reqs, 4);
 	expect_info_export(NBD_OPT_INFO, 1 << 20,
 			   NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA);
 	expect_info_string(NBD_OPT_INFO, NBD_INFO_NAME, "disk");
@@ -428,10 +456,7 @@ static void info_sends_block_size_unasked_when_export_needs_alignment(void **sta
 {
 	struct nbdp_server *s = start(&ops, FIXED_NZ);
 
-	tb_reset(&in);
-	tb_info_go(&in, NBD_OPT_INFO, "aligned", NULL, 0);
-	feed_all(s, &in);
-	tb_reset(&want);
+	send_info_go(s, NBD_OPT_INFO, "aligned", NULL, 0);
 	expect_info_export(NBD_OPT_INFO, 1 << 20, NBD_FLAG_HAS_FLAGS);
 	expect_info_block(NBD_OPT_INFO, 512, 4096, 1 << 20);
 	tb_rep(&want, NBD_OPT_INFO, NBD_REP_ACK, 0);
@@ -445,10 +470,7 @@ static void go_enters_transmission_after_ack(void **state)
 	struct nbdp_server *s = start(&ops, FIXED_NZ);
 	struct nbdp_limits l;
 
-	tb_reset(&in);
-	tb_info_go(&in, NBD_OPT_GO, "disk", reqs, 1);
-	feed_all(s, &in);
-	tb_reset(&want);
+	send_info_go(s, NBD_OPT_GO, "disk", reqs, 1);
 	expect_info_export(NBD_OPT_GO, 1 << 20,
 			   NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA);
 	expect_info_block(NBD_OPT_GO, 1, 4096, NBDP_DEFAULT_MAX_PAYLOAD);
@@ -466,54 +488,26 @@ static void go_enters_transmission_after_ack(void **state)
 
 static void go_unknown_export_is_err_unknown_with_message(void **state)
 {
-	struct nbdp_server *s = start(&ops, FIXED_NZ);
-
-	tb_reset(&in);
-	tb_info_go(&in, NBD_OPT_GO, "nope", NULL, 0);
-	feed_all(s, &in);
-	tb_reset(&want);
-	expect_err(NBD_OPT_GO, NBD_REP_ERR_UNKNOWN, "NBD_OPT_GO: export 'nope': unknown export");
-	assert_output(s, &want);
-	assert_int_equal(nbdp_server_state(s), NBDP_NEGOTIATING);
-	nbdp_server_free(s);
+	go_gets_err(&ops, "nope", NBD_REP_ERR_UNKNOWN, "NBD_OPT_GO: export 'nope': unknown export");
 }
 
 static void go_denied_export_is_err_policy(void **state)
 {
-	struct nbdp_server *s = start(&ops, FIXED_NZ);
-
-	tb_reset(&in);
-	tb_info_go(&in, NBD_OPT_GO, "denied", NULL, 0);
-	feed_all(s, &in);
-	tb_reset(&want);
-	expect_err(NBD_OPT_GO, NBD_REP_ERR_POLICY,
-		   "NBD_OPT_GO: export 'denied': access denied by server policy");
-	assert_output(s, &want);
-	nbdp_server_free(s);
+	go_gets_err(&ops, "denied", NBD_REP_ERR_POLICY,
+		    "NBD_OPT_GO: export 'denied': access denied by server policy");
 }
 
 static void go_while_shutting_down_is_err_shutdown(void **state)
 {
-	struct nbdp_server *s = start(&ops, FIXED_NZ);
-
-	tb_reset(&in);
-	tb_info_go(&in, NBD_OPT_GO, "closing", NULL, 0);
-	feed_all(s, &in);
-	tb_reset(&want);
-	expect_err(NBD_OPT_GO, NBD_REP_ERR_SHUTDOWN,
-		   "NBD_OPT_GO: export 'closing': server is shutting down");
-	assert_output(s, &want);
-	nbdp_server_free(s);
+	go_gets_err(&ops, "closing", NBD_REP_ERR_SHUTDOWN,
+		    "NBD_OPT_GO: export 'closing': server is shutting down");
 }
 
 static void go_without_block_size_request_on_aligned_export_is_block_size_reqd(void **state)
 {
 	struct nbdp_server *s = start(&ops, FIXED_NZ);
 
-	tb_reset(&in);
-	tb_info_go(&in, NBD_OPT_GO, "aligned", NULL, 0);
-	feed_all(s, &in);
-	tb_reset(&want);
+	send_info_go(s, NBD_OPT_GO, "aligned", NULL, 0);
 	expect_info_block(NBD_OPT_GO, 512, 4096, 1 << 20);
 	expect_err(NBD_OPT_GO, NBD_REP_ERR_BLOCK_SIZE_REQD,
 		   "NBD_OPT_GO: export 'aligned' needs minimum block size 512: request NBD_INFO_BLOCK_SIZE");
@@ -528,10 +522,7 @@ static void go_with_block_size_request_agrees_minimum_block(void **state)
 	struct nbdp_server *s = start(&ops, FIXED_NZ);
 	struct nbdp_limits l;
 
-	tb_reset(&in);
-	tb_info_go(&in, NBD_OPT_GO, "aligned", reqs, 1);
-	feed_all(s, &in);
-	tb_reset(&want);
+	send_info_go(s, NBD_OPT_GO, "aligned", reqs, 1);
 	expect_info_export(NBD_OPT_GO, 1 << 20, NBD_FLAG_HAS_FLAGS);
 	expect_info_block(NBD_OPT_GO, 512, 4096, 1 << 20);
 	tb_rep(&want, NBD_OPT_GO, NBD_REP_ACK, 0);
@@ -548,10 +539,7 @@ static void go_sanitizes_transmission_flags(void **state)
 {
 	struct nbdp_server *s = start(&ops, FIXED_NZ);
 
-	tb_reset(&in);
-	tb_info_go(&in, NBD_OPT_GO, "oddflags", NULL, 0);
-	feed_all(s, &in);
-	tb_reset(&want);
+	send_info_go(s, NBD_OPT_GO, "oddflags", NULL, 0);
 	/* DF needs structured replies, FAST_ZERO needs WRITE_ZEROES, bit 15 is undefined. */
 	expect_info_export(NBD_OPT_GO, 8192, NBD_FLAG_HAS_FLAGS);
 	tb_rep(&want, NBD_OPT_GO, NBD_REP_ACK, 0);
@@ -562,54 +550,30 @@ static void go_sanitizes_transmission_flags(void **state)
 
 static void go_with_insane_export_block_size_is_err_platform(void **state)
 {
-	struct nbdp_server *s = start(&ops, FIXED_NZ);
-
-	tb_reset(&in);
-	tb_info_go(&in, NBD_OPT_GO, "badblock", NULL, 0);
-	feed_all(s, &in);
-	tb_reset(&want);
-	expect_err(NBD_OPT_GO, NBD_REP_ERR_PLATFORM,
-		   "NBD_OPT_GO: export 'badblock': min_block 3 is not a power of two <= 65536");
-	assert_output(s, &want);
-	nbdp_server_free(s);
+	go_gets_err(&ops, "badblock", NBD_REP_ERR_PLATFORM,
+		    "NBD_OPT_GO: export 'badblock': min_block 3 is not a power of two <= 65536");
 }
 
 static void go_shorter_than_six_bytes_is_invalid(void **state)
 {
-	struct nbdp_server *s = start(&ops, FIXED_NZ);
-
-	tb_reset(&in);
-	tb_opt(&in, NBD_OPT_GO, "\0\0\0\0\0", 5);
-	feed_all(s, &in);
-	tb_reset(&want);
-	expect_err(NBD_OPT_GO, NBD_REP_ERR_INVALID, "NBD_OPT_GO: option length 5 below minimum 6");
-	assert_output(s, &want);
-	nbdp_server_free(s);
+	opt_gets_err(&ops, NBD_OPT_GO, "\0\0\0\0\0", 5, NBD_REP_ERR_INVALID,
+		     "NBD_OPT_GO: option length 5 below minimum 6");
 }
 
 static void go_name_length_beyond_option_is_invalid(void **state)
 {
-	struct nbdp_server *s = start(&ops, FIXED_NZ);
 	struct tbuf data;
 
 	tb_reset(&data);
 	tb_be32(&data, 100);         /* claims 100 bytes of name */
 	tb_str(&data, "disk");
 	tb_be16(&data, 0);
-	tb_reset(&in);
-	tb_opt(&in, NBD_OPT_GO, data.d, (uint32_t)data.n);
-	feed_all(s, &in);
-	tb_reset(&want);
-	expect_err(NBD_OPT_GO, NBD_REP_ERR_INVALID,
-		   "NBD_OPT_GO: name length 100 beyond option length 10 - 6");
-	assert_output(s, &want);
-	assert_int_equal(nbdp_server_state(s), NBDP_NEGOTIATING);
-	nbdp_server_free(s);
+	opt_gets_err(&ops, NBD_OPT_GO, data.d, (uint32_t)data.n, NBD_REP_ERR_INVALID,
+		     "NBD_OPT_GO: name length 100 beyond option length 10 - 6");
 }
 
 static void go_request_count_not_matching_length_is_invalid(void **state)
 {
-	struct nbdp_server *s = start(&ops, FIXED_NZ);
 	struct tbuf data;
 
 	tb_reset(&data);
@@ -617,64 +581,36 @@ static void go_request_count_not_matching_length_is_invalid(void **state)
 	tb_str(&data, "disk");
 	tb_be16(&data, 3);           /* three requests announced, one sent */
 	tb_be16(&data, NBD_INFO_NAME);
-	tb_reset(&in);
-	tb_opt(&in, NBD_OPT_GO, data.d, (uint32_t)data.n);
-	feed_all(s, &in);
-	tb_reset(&want);
-	expect_err(NBD_OPT_GO, NBD_REP_ERR_INVALID,
-		   "NBD_OPT_GO: 3 information requests after a 4-byte name do not fill option length 12");
-	assert_output(s, &want);
-	nbdp_server_free(s);
+	opt_gets_err(&ops, NBD_OPT_GO, data.d, (uint32_t)data.n, NBD_REP_ERR_INVALID,
+		     "NBD_OPT_GO: 3 information requests after a 4-byte name do not fill option length 12");
 }
 
 static void go_name_longer_than_4096_is_invalid(void **state)
 {
-	struct nbdp_server *s = start(&ops, FIXED_NZ);
 	static char name[4098];
 
 	memset(name, 'a', 4097);
 	name[4097] = '\0';
-	tb_reset(&in);
-	tb_info_go(&in, NBD_OPT_GO, name, NULL, 0);
-	feed_all(s, &in);
-	tb_reset(&want);
-	expect_err(NBD_OPT_GO, NBD_REP_ERR_INVALID, "NBD_OPT_GO: name length 4097 beyond limit 4096");
-	assert_output(s, &want);
-	nbdp_server_free(s);
+	go_gets_err(&ops, name, NBD_REP_ERR_INVALID, "NBD_OPT_GO: name length 4097 beyond limit 4096");
 }
 
 static void go_name_with_nul_is_invalid(void **state)
 {
-	struct nbdp_server *s = start(&ops, FIXED_NZ);
 	struct tbuf data;
 
 	tb_reset(&data);
 	tb_be32(&data, 3);
 	tb_mem(&data, "a\0b", 3);
 	tb_be16(&data, 0);
-	tb_reset(&in);
-	tb_opt(&in, NBD_OPT_GO, data.d, (uint32_t)data.n);
-	feed_all(s, &in);
-	tb_reset(&want);
-	expect_err(NBD_OPT_GO, NBD_REP_ERR_INVALID, "NBD_OPT_GO: export name contains a NUL byte");
-	assert_output(s, &want);
-	nbdp_server_free(s);
+	opt_gets_err(&ops, NBD_OPT_GO, data.d, (uint32_t)data.n, NBD_REP_ERR_INVALID,
+		     "NBD_OPT_GO: export name contains a NUL byte");
 }
 
 /* ---- options we do not implement -------------------------------------- */
 
 static void check_unsup(uint32_t opt, const char *msg)
 {
-	struct nbdp_server *s = start(&ops, FIXED_NZ);
-
-	tb_reset(&in);
-	tb_opt(&in, opt, NULL, 0);
-	feed_all(s, &in);
-	tb_reset(&want);
-	expect_err(opt, NBD_REP_ERR_UNSUP, msg);
-	assert_output(s, &want);
-	assert_int_equal(nbdp_server_state(s), NBDP_NEGOTIATING);
-	nbdp_server_free(s);
+	opt_gets_err(&ops, opt, NULL, 0, NBD_REP_ERR_UNSUP, msg);
 }
 
 static void structured_reply_is_unsup(void **state)
@@ -844,10 +780,7 @@ static void list_callback_error_ends_list_with_error(void **state)
 {
 	struct nbdp_server *s = start(&ops_list_denied, FIXED_NZ);
 
-	tb_reset(&in);
-	tb_opt(&in, NBD_OPT_LIST, NULL, 0);
-	feed_all(s, &in);
-	tb_reset(&want);
+	send_opt(s, NBD_OPT_LIST, NULL, 0);
 	tb_rep(&want, NBD_OPT_LIST, NBD_REP_SERVER, 4 + 4);
 	tb_be32(&want, 4);
 	tb_str(&want, "disk");
@@ -858,15 +791,7 @@ static void list_callback_error_ends_list_with_error(void **state)
 
 static void go_lookup_failure_is_err_platform_with_errno_text(void **state)
 {
-	struct nbdp_server *s = start(&ops, FIXED_NZ);
-
-	tb_reset(&in);
-	tb_info_go(&in, NBD_OPT_GO, "broken", NULL, 0);
-	feed_all(s, &in);
-	tb_reset(&want);
-	expect_err(NBD_OPT_GO, NBD_REP_ERR_PLATFORM, "NBD_OPT_GO: export 'broken': Input/output error");
-	assert_output(s, &want);
-	nbdp_server_free(s);
+	go_gets_err(&ops, "broken", NBD_REP_ERR_PLATFORM, "NBD_OPT_GO: export 'broken': Input/output error");
 }
 
 static void info_then_go_on_one_connection(void **state)

@@ -12,114 +12,34 @@
 #include <cmocka.h>
 
 #include "internal.h"
-#include "helpers.h"
+#include "pair.h"
 #include "traffic.h"
-
-struct pair {
-	char path[128];
-	char spec[256];
-	struct npt_link *ep, *host;
-	struct npt_chan *ec, *hc;
-};
-
-static struct npt_link_params small = {
-	.nchannels = 2, .ring_entries = 8, .data_per_chan = 1 << 20, .max_xfer = 256 << 10,
-	.connect_timeout_ms = 3000,
-};
-
-/* ep_bell / host_bell: false opens that side with NPT_DOORBELL=0. */
-static void pair_links(struct pair *p, bool bar_only, bool ep_bell, bool host_bell)
-{
-	struct npt_link_params hp = small;
-	char err[512];
-
-	t_shm_path(p->path, sizeof(p->path), "bell");
-	snprintf(p->spec, sizeof(p->spec), "shm:%s", p->path);
-	if (!ep_bell)
-		setenv("NPT_DOORBELL", "0", 1);
-	if (npt_link_open(p->spec, NPT_ROLE_EP, &small, &p->ep, err, sizeof(err)))
-		fail_msg("EP open: %s", err);
-	unsetenv("NPT_DOORBELL");
-	if (!host_bell)
-		setenv("NPT_DOORBELL", "0", 1);
-	hp.bar_only = bar_only;
-	if (npt_link_open(p->spec, NPT_ROLE_HOST, &hp, &p->host, err, sizeof(err)))
-		fail_msg("host open: %s", err);
-	unsetenv("NPT_DOORBELL");
-}
-
-static void pair_accept(struct pair *p)
-{
-	uint64_t t0 = t_now_ms();
-	int r;
-
-	while ((r = npt_chan_accept(p->ep, &p->ec)) == -EAGAIN) {
-		if (t_now_ms() - t0 > 2000)
-			fail_msg("EP did not see the channel within 2 s");
-		t_sleep_ms(1);
-	}
-	assert_int_equal(r, 0);
-}
-
-static void pair_chan(struct pair *p)
-{
-	assert_int_equal(npt_chan_open(p->host, -1, &p->hc), 0);
-	pair_accept(p);
-	/* the host learns that it was accepted on its first look */
-	assert_int_equal(npt_chan_status(p->hc), 0);
-}
-
-static void pair_frames(struct pair *p)
-{
-	assert_int_equal(npt_chan_begin_frames(p->hc), 0);
-	assert_int_equal(npt_chan_begin_frames(p->ec), 0);
-}
-
-static struct pair *pair_new(bool bar_only, bool ep_bell, bool host_bell, bool frames)
-{
-	struct pair *p = calloc(1, sizeof(*p));
-
-	assert_non_null(p);
-	pair_links(p, bar_only, ep_bell, host_bell);
-	pair_chan(p);
-	if (frames)
-		pair_frames(p);
-	return p;
-}
 
 static int setup_frames(void **st)
 {
-	*st = pair_new(false, true, true, true);
+	*st = t_pair_new("bell", false, true, true, true);
 	return 0;
 }
 
 static int setup_frames_bar_only(void **st)
 {
-	*st = pair_new(true, true, true, true);
+	*st = t_pair_new("bell", true, true, true, true);
 	return 0;
 }
 
 static int setup_stream(void **st)
 {
-	*st = pair_new(false, true, true, false);
+	*st = t_pair_new("bell", false, true, true, false);
 	return 0;
 }
 
 static int teardown(void **st)
 {
-	struct pair *p = *st;
-	char f[160];
-	struct stat sb;
+	struct t_pair *p = *st;
 
 	if (!p)
 		return 0;   /* the test failed before it had a pair */
-	npt_chan_close(p->hc);
-	npt_chan_close(p->ec);
-	npt_link_close(p->host);
-	npt_link_close(p->ep);
-	assert_int_equal(stat(p->path, &sb), -1);
-	snprintf(f, sizeof(f), "%s.win", p->path);
-	assert_int_equal(stat(f, &sb), -1);
+	t_pair_close(p);
 	free(p);
 	return 0;
 }
@@ -140,7 +60,7 @@ static uint64_t notifies(struct npt_chan *c)
 	return s.notifies;
 }
 
-static void host_submit_flush(struct pair *p, uint64_t cookie)
+static void host_submit_flush(struct t_pair *p, uint64_t cookie)
 {
 	uint8_t req[28];
 
@@ -148,7 +68,7 @@ static void host_submit_flush(struct pair *p, uint64_t cookie)
 	assert_int_equal(npt_host_submit(p->hc, req, NULL), 0);
 }
 
-static void ep_answer_one(struct pair *p)
+static void ep_answer_one(struct t_pair *p)
 {
 	struct npt_ereq r;
 	uint8_t rep[16];
@@ -158,7 +78,7 @@ static void ep_answer_one(struct pair *p)
 	assert_int_equal(npt_ep_complete(p->ec, &r, rep, 0), 0);
 }
 
-static void host_reap_one(struct pair *p)
+static void host_reap_one(struct t_pair *p)
 {
 	struct npt_hcomp comp;
 
@@ -169,7 +89,7 @@ static void host_reap_one(struct pair *p)
 
 static void both_sides_have_wait_fds(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 
 	assert_true(npt_chan_wait_fd(p->hc) >= 0);
 	assert_true(npt_chan_wait_fd(p->ec) >= 0);
@@ -180,7 +100,7 @@ static void both_sides_have_wait_fds(void **st)
 
 static void submit_rings_a_sleeping_ep_and_only_then(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	int efd = npt_chan_wait_fd(p->ec);
 
 	/* awake EP: no doorbell */
@@ -204,7 +124,7 @@ static void submit_rings_a_sleeping_ep_and_only_then(void **st)
 
 static void one_ring_per_sleep(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	int efd = npt_chan_wait_fd(p->ec);
 	uint32_t first;
 
@@ -235,7 +155,7 @@ static void one_ring_per_sleep(void **st)
  * also when the peer went to sleep during it; nothing owed: no ring. */
 static void held_kicks_ring_once_at_release(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	int efd = npt_chan_wait_fd(p->ec), hfd = npt_chan_wait_fd(p->hc);
 
 	npt_chan_hold_kicks(p->hc);
@@ -278,7 +198,7 @@ static void held_kicks_ring_once_at_release(void **st)
  * (an early wake-up, never a lost one); disarm consumes it. */
 static void disarm_unrung_keeps_the_ring(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	int efd = npt_chan_wait_fd(p->ec);
 
 	assert_false(npt_chan_arm(p->ec));
@@ -299,7 +219,7 @@ static void disarm_unrung_keeps_the_ring(void **st)
 
 static void completion_rings_a_sleeping_host(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	int hfd = npt_chan_wait_fd(p->hc);
 	struct npt_ereq r;
 	uint8_t rep[16];
@@ -320,7 +240,7 @@ static void completion_rings_a_sleeping_host(void **st)
 
 static void arm_refuses_to_sleep_when_work_is_pending(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	struct npt_ereq r;
 	uint8_t rep[16];
 
@@ -341,7 +261,7 @@ static void arm_refuses_to_sleep_when_work_is_pending(void **st)
 
 static void stream_bytes_and_room_ring(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	static uint8_t big[NPT_STREAM_SIZE];
 	int efd = npt_chan_wait_fd(p->ec), hfd = npt_chan_wait_fd(p->hc);
 	char buf[16];
@@ -368,17 +288,17 @@ static void stream_bytes_and_room_ring(void **st)
 
 static void accept_and_close_ring(void **st)
 {
-	struct pair *p = calloc(1, sizeof(*p));
+	struct t_pair *p = calloc(1, sizeof(*p));
 	int hfd, efd;
 
 	*st = p;
-	pair_links(p, false, true, true);
+	t_pair_open(p, "bell", "", false, true, true);
 	assert_int_equal(npt_chan_open(p->host, -1, &p->hc), 0);
 	hfd = npt_chan_wait_fd(p->hc);
 	assert_true(hfd >= 0);
 	/* the host sleeps waiting for the accept; the EP's accept rings it */
 	assert_false(npt_chan_arm(p->hc));
-	pair_accept(p);
+	t_pair_accept(p);
 	assert_true(rung(hfd, 2000));
 	npt_chan_disarm(p->hc);
 	assert_true(npt_chan_arm(p->hc));            /* accepted: pending */
@@ -398,7 +318,7 @@ static void accept_and_close_ring(void **st)
 
 static void garbage_in_peer_word_costs_only_doorbells(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	static const uint32_t junk[] = { 2, 0xffffffffu, 0x80000000u, 0xdeadbeefu };
 	int hfd = npt_chan_wait_fd(p->hc), efd = npt_chan_wait_fd(p->ec);
 	uint64_t n0 = notifies(p->hc), e0 = notifies(p->ec);
@@ -430,7 +350,7 @@ static void garbage_in_peer_word_costs_only_doorbells(void **st)
 
 /* ---- peers without doorbells ------------------------------------------------ */
 
-static void frames_by_polling(struct pair *p, unsigned n)
+static void frames_by_polling(struct t_pair *p, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++) {
 		host_submit_flush(p, 1000 + i);
@@ -441,7 +361,7 @@ static void frames_by_polling(struct pair *p, unsigned n)
 
 static void host_without_doorbell_is_polled_and_never_rung(void **st)
 {
-	struct pair *p = pair_new(true, true, false, true);   /* like a BAR-only guest host */
+	struct t_pair *p = t_pair_new("bell", true, true, false, true);   /* like a BAR-only guest host */
 
 	*st = p;
 	assert_int_equal(npt_chan_wait_fd(p->hc), -1);
@@ -459,7 +379,7 @@ static void host_without_doorbell_is_polled_and_never_rung(void **st)
 
 static void ep_without_doorbell_is_polled(void **st)
 {
-	struct pair *p = pair_new(false, false, true, true);
+	struct t_pair *p = t_pair_new("bell", false, false, true, true);
 
 	*st = p;
 	assert_int_equal(npt_rd32(&p->ep->hdr->features) & NPL_F_DOORBELL, 0);
@@ -474,7 +394,7 @@ static void ep_without_doorbell_is_polled(void **st)
  * bound of its sleep: the request still completes after it. */
 static void silent_peer_costs_only_the_sleep_bound(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	int efd = npt_chan_wait_fd(p->ec);
 
 	p->hc->ring_peer = false;       /* the host "forgets" to ring */
@@ -504,7 +424,7 @@ static void *ep_main(void *arg)
 
 static void both_sides_sleep_between_requests(void **st)
 {
-	struct pair *p = calloc(1, sizeof(*p));
+	struct t_pair *p = calloc(1, sizeof(*p));
 	struct traffic_opts o = { .requests = 2000, .seed = 5, .max_len = 64 << 10, .max_qd = 2,
 				  .pause_max_us = 500 };
 	struct traffic_stats hs = { 0 };
@@ -515,9 +435,9 @@ static void both_sides_sleep_between_requests(void **st)
 	memset(&traffic_wait, 0, sizeof(traffic_wait));
 	traffic_wait.sleep = traffic_wait.require = true;
 	traffic_wait.timeout_ms = 5000;
-	pair_links(p, false, true, true);
+	t_pair_open(p, "bell", "", false, true, true);
 	assert_int_equal(npt_chan_open(p->host, -1, &p->hc), 0);
-	pair_accept(p);
+	t_pair_accept(p);
 	et.c = p->ec;
 	assert_int_equal(pthread_create(&th, NULL, ep_main, &et), 0);
 	assert_int_equal(traffic_host_handshake(p->hc, 5000), 0);
@@ -564,5 +484,6 @@ int main(void)
 		F(silent_peer_costs_only_the_sleep_bound),
 		N(both_sides_sleep_between_requests),
 	};
+	unsetenv("NPT_DOORBELL");   /* a side has doorbells unless a test says not */
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

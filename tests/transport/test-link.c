@@ -9,102 +9,34 @@
 #include <cmocka.h>
 
 #include "internal.h"
-#include "helpers.h"
-
-struct pair {
-	char path[128];
-	char spec[256];
-	struct npt_link *ep, *host;
-	struct npt_chan *ec, *hc;
-};
-
-static struct npt_link_params small = {
-	.nchannels = 2, .ring_entries = 8, .data_per_chan = 1 << 20, .max_xfer = 256 << 10,
-	.connect_timeout_ms = 3000,
-};
-
-static void pair_links(struct pair *p, bool bar_only, const char *opts)
-{
-	char err[512];
-	struct npt_link_params hp = small;
-
-	t_shm_path(p->path, sizeof(p->path), "ut");
-	snprintf(p->spec, sizeof(p->spec), "shm:%s%s", p->path, opts);
-	if (npt_link_open(p->spec, NPT_ROLE_EP, &small, &p->ep, err, sizeof(err)))
-		fail_msg("EP open: %s", err);
-	hp.bar_only = bar_only;
-	if (npt_link_open(p->spec, NPT_ROLE_HOST, &hp, &p->host, err, sizeof(err)))
-		fail_msg("host open: %s", err);
-}
-
-/* Host opens channel idx, EP accepts it. */
-static void pair_chan(struct pair *p, int idx)
-{
-	uint64_t t0 = t_now_ms();
-	int r;
-
-	assert_int_equal(npt_chan_open(p->host, idx, &p->hc), 0);
-	while ((r = npt_chan_accept(p->ep, &p->ec)) == -EAGAIN) {
-		if (t_now_ms() - t0 > 2000)
-			fail_msg("EP did not see the channel within 2 s");
-		t_sleep_ms(1);
-	}
-	assert_int_equal(r, 0);
-	assert_int_equal(npt_chan_index(p->ec), npt_chan_index(p->hc));
-}
-
-static void pair_frames(struct pair *p)
-{
-	assert_int_equal(npt_chan_begin_frames(p->hc), 0);
-	assert_int_equal(npt_chan_begin_frames(p->ec), 0);
-}
+#include "pair.h"
 
 static int setup_window(void **st)
 {
-	struct pair *p = calloc(1, sizeof(*p));
-
-	pair_links(p, false, "");
-	pair_chan(p, -1);
-	pair_frames(p);
-	*st = p;
+	*st = t_pair_new("ut", false, true, true, true);
 	return 0;
 }
 
 static int setup_bar_only(void **st)
 {
-	struct pair *p = calloc(1, sizeof(*p));
-
-	pair_links(p, true, "");
-	pair_chan(p, -1);
-	pair_frames(p);
-	*st = p;
+	*st = t_pair_new("ut", true, true, true, true);
 	return 0;
 }
 
 static int setup_stream(void **st)
 {
-	struct pair *p = calloc(1, sizeof(*p));
-
-	pair_links(p, false, "");
-	pair_chan(p, -1);
-	*st = p;
+	*st = t_pair_new("ut", false, true, true, false);
 	return 0;
 }
 
 static int teardown(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	char win[160];
 	struct stat sb;
 
-	npt_chan_close(p->hc);
-	npt_chan_close(p->ec);
-	npt_link_close(p->host);
-	npt_link_close(p->ep);
-	snprintf(win, sizeof(win), "%s.win", p->path);
 	/* clean close removes what each side created */
-	assert_int_equal(stat(p->path, &sb), -1);
-	assert_int_equal(stat(win, &sb), -1);
+	t_pair_close(p);
 	snprintf(win, sizeof(win), "%s.hosts", p->path);
 	assert_int_equal(stat(win, &sb), -1);
 	free(p);
@@ -115,7 +47,7 @@ static int teardown(void **st)
 
 static void stream_roundtrip_both_directions(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	char buf[64];
 
 	assert_int_equal(npt_chan_send(p->hc, "NBDMAGIC", 8), 8);
@@ -130,7 +62,7 @@ static void stream_roundtrip_both_directions(void **st)
 
 static void stream_full_returns_eagain_then_drains(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	static uint8_t big[NPT_STREAM_SIZE + 100], got[NPT_STREAM_SIZE + 100];
 
 	t_fill(big, sizeof(big), 7);
@@ -142,7 +74,7 @@ static void stream_full_returns_eagain_then_drains(void **st)
 
 static void stream_wraps_around(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	static uint8_t src[5 * NPT_STREAM_SIZE], dst[5 * NPT_STREAM_SIZE];
 	size_t sent = 0, got = 0;
 
@@ -167,7 +99,7 @@ static void stream_wraps_around(void **st)
 
 static void stream_eof_after_peer_close_delivers_pending_bytes(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	char buf[16];
 
 	assert_int_equal(npt_chan_send(p->hc, "bye", 3), 3);
@@ -182,7 +114,7 @@ static void stream_eof_after_peer_close_delivers_pending_bytes(void **st)
 
 static void stream_bytes_before_frames_still_delivered(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	char buf[16];
 
 	assert_int_equal(npt_chan_send(p->ec, "reply", 5), 5);
@@ -195,7 +127,7 @@ static void stream_bytes_before_frames_still_delivered(void **st)
 
 static void stream_bad_producer_index_is_a_violation(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	char buf[16];
 
 	/* the host scribbles a producer index beyond the ring */
@@ -206,7 +138,7 @@ static void stream_bad_producer_index_is_a_violation(void **st)
 
 static void stream_bad_consumer_index_is_a_violation(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 
 	npt_wr32(&p->ec->ectl->e2h_cons, 5000);   /* EP side reads it: host "consumed" unsent bytes */
 	assert_int_equal(npt_chan_send(p->ec, "x", 1), -EPROTO);
@@ -216,7 +148,7 @@ static void stream_bad_consumer_index_is_a_violation(void **st)
 /* ---- frames -------------------------------------------------------------- */
 
 /* One request through the whole path; returns the reaped completion. */
-static void roundtrip(struct pair *p, uint16_t type, uint32_t len, uint64_t cookie, uint64_t seed)
+static void roundtrip(struct t_pair *p, uint16_t type, uint32_t len, uint64_t cookie, uint64_t seed)
 {
 	struct npt_hbuf b = { 0 };
 	struct npt_ereq r;
@@ -267,7 +199,7 @@ static void roundtrip(struct pair *p, uint16_t type, uint32_t len, uint64_t cook
 
 static void frames_write_read_flush_roundtrip(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 
 	roundtrip(p, T_NBD_CMD_WRITE, 65536, 1, 11);
 	roundtrip(p, T_NBD_CMD_READ, 65536, 2, 12);
@@ -279,7 +211,7 @@ static void frames_write_read_flush_roundtrip(void **st)
 
 static void ring_full_returns_eagain(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	struct npt_ereq r[16];
 	struct npt_hcomp comp[16];
 	uint8_t req[28], rep[16];
@@ -316,7 +248,7 @@ static void ring_full_returns_eagain(void **st)
 
 static void ring_empty_returns_zero(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	struct npt_ereq r;
 	struct npt_hcomp comp;
 
@@ -326,7 +258,7 @@ static void ring_empty_returns_zero(void **st)
 
 static void ring_wraps_around_many_times(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 
 	for (uint64_t i = 0; i < 8 * 40 + 3; i++)
 		roundtrip(p, (i % 3) == 0 ? T_NBD_CMD_WRITE : T_NBD_CMD_READ, 4096 + (uint32_t)i, i, i);
@@ -334,7 +266,7 @@ static void ring_wraps_around_many_times(void **st)
 
 static void completions_out_of_order(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	struct npt_ereq r[4];
 	struct npt_hcomp comp[4];
 	uint8_t req[28], rep[16];
@@ -357,7 +289,7 @@ static void completions_out_of_order(void **st)
 
 static void hbuf_area_full_and_too_big(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	struct npt_hbuf b[8];
 
 	assert_int_equal(npt_host_buf_alloc(p->hc, (256 << 10) + 1, &b[0]), -E2BIG);
@@ -375,7 +307,7 @@ static void hbuf_area_full_and_too_big(void **st)
 
 static void submit_rejects_length_mismatch(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	struct npt_hbuf b;
 	uint8_t req[28];
 
@@ -390,7 +322,7 @@ static void submit_rejects_length_mismatch(void **st)
 /* ---- malformed submission entries (EP validation) ------------------------- */
 
 /* Writes a raw entry at the EP's next position, as a faulty host would. */
-static void inject_sqe(struct pair *p, uint16_t type, uint32_t tag, uint32_t len, uint32_t flags,
+static void inject_sqe(struct t_pair *p, uint16_t type, uint32_t tag, uint32_t len, uint32_t flags,
 		       uint64_t off, uint32_t nbdlen, uint32_t magic)
 {
 	struct npt_chan *h = p->hc;
@@ -408,7 +340,7 @@ static void inject_sqe(struct pair *p, uint16_t type, uint32_t tag, uint32_t len
 	h->sq_prod++;
 }
 
-static void expect_rejected(struct pair *p, uint32_t code, const char *needle)
+static void expect_rejected(struct t_pair *p, uint32_t code, const char *needle)
 {
 	struct npt_ereq r[4];
 	int n;
@@ -488,7 +420,7 @@ static void malformed_nbd_magic(void **st)
 
 /* ---- malformed completion entries (host validation) ---------------------- */
 
-static void inject_cqe(struct pair *p, uint32_t tag, uint32_t len, uint32_t magic, uint64_t cookie)
+static void inject_cqe(struct t_pair *p, uint32_t tag, uint32_t len, uint32_t magic, uint64_t cookie)
 {
 	struct npt_chan *e = p->ec;
 	struct npl_cqe *slot = &e->cq[e->cq_prod & e->mask];
@@ -502,7 +434,7 @@ static void inject_cqe(struct pair *p, uint32_t tag, uint32_t len, uint32_t magi
 	e->cq_prod++;
 }
 
-static void host_expect_violation(struct pair *p, const char *needle)
+static void host_expect_violation(struct t_pair *p, const char *needle)
 {
 	struct npt_hcomp comp[4];
 
@@ -512,7 +444,7 @@ static void host_expect_violation(struct pair *p, const char *needle)
 	assert_int_equal(npt_host_submit(p->hc, (uint8_t[28]){0}, NULL), -EPROTO);
 }
 
-static void submit_one_read(struct pair *p, uint32_t len, uint64_t cookie)
+static void submit_one_read(struct t_pair *p, uint32_t len, uint64_t cookie)
 {
 	struct npt_hbuf b;
 	uint8_t req[28];
@@ -538,7 +470,7 @@ static void completion_tag_not_in_flight(void **st)
 
 static void completion_cookie_mismatch(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	struct npt_ereq r;
 
 	submit_one_read(p, 4096, 5);
@@ -549,7 +481,7 @@ static void completion_cookie_mismatch(void **st)
 
 static void completion_length_beyond_buffer(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	struct npt_ereq r;
 
 	submit_one_read(p, 4096, 5);
@@ -560,7 +492,7 @@ static void completion_length_beyond_buffer(void **st)
 
 static void completion_bad_reply_magic(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	struct npt_ereq r;
 
 	submit_one_read(p, 4096, 5);
@@ -572,7 +504,7 @@ static void completion_bad_reply_magic(void **st)
 
 static void reopened_channel_ignores_previous_completions(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	struct npt_hcomp comp;
 	struct npt_ereq r;
 	uint8_t req[28], rep[16];
@@ -602,7 +534,7 @@ static void reopened_channel_ignores_previous_completions(void **st)
 
 static void chan_open_busy_and_first_free(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	struct npt_chan *c2, *c3;
 
 	assert_int_equal(npt_chan_open(p->host, (int)npt_chan_index(p->hc), &c2), -EBUSY);
@@ -615,13 +547,13 @@ static void chan_open_busy_and_first_free(void **st)
 
 static void chan_reopen_after_close_is_accepted(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	char buf[8];
 
 	npt_chan_close(p->hc);
 	npt_chan_close(p->ec);
 	p->hc = p->ec = NULL;
-	pair_chan(p, 0);
+	t_pair_chan(p, 0);
 	assert_int_equal(npt_chan_send(p->hc, "again", 5), 5);
 	assert_int_equal(npt_chan_recv(p->ec, buf, sizeof(buf)), 5);
 	assert_memory_equal(buf, "again", 5);
@@ -629,7 +561,7 @@ static void chan_reopen_after_close_is_accepted(void **st)
 
 static void ep_close_seen_by_host_channel(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	char buf[8];
 
 	npt_chan_close(p->ec);
@@ -641,7 +573,7 @@ static void ep_close_seen_by_host_channel(void **st)
 
 static void link_describe_and_limits(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 
 	assert_int_equal(npt_link_nchannels(p->host), 2);
 	assert_int_equal(npt_link_max_xfer(p->host), 256 << 10);
@@ -652,14 +584,14 @@ static void link_describe_and_limits(void **st)
 
 static void link_describe_bar_only(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 
 	assert_non_null(strstr(npt_link_describe(p->host), "BAR-only, 2 ch"));
 }
 
 static void ep_link_close_brings_host_link_down(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	uint64_t t0;
 
 	npt_chan_close(p->ec);
@@ -677,8 +609,8 @@ static void ep_link_close_brings_host_link_down(void **st)
 
 static void host_link_close_resets_ep_channels_and_new_host_attaches(void **st)
 {
-	struct pair *p = *st;
-	struct npt_link_params hp = small;
+	struct t_pair *p = *st;
+	struct npt_link_params hp = t_pair_params;
 	char err[512];
 	uint64_t t0;
 
@@ -698,8 +630,8 @@ static void host_link_close_resets_ep_channels_and_new_host_attaches(void **st)
 	p->ec = NULL;
 	if (npt_link_open(p->spec, NPT_ROLE_HOST, &hp, &p->host, err, sizeof(err)))
 		fail_msg("host reopen: %s", err);
-	pair_chan(p, -1);
-	pair_frames(p);
+	t_pair_chan(p, -1);
+	t_pair_frames(p);
 	roundtrip(p, T_NBD_CMD_WRITE, 4096, 1, 1);
 	assert_int_equal(npt_link_check(p->ep), 0);
 }
@@ -722,12 +654,12 @@ static void host_open_times_out_without_ep(void **st)
 
 static void dma_model_delays_but_delivers(void **st)
 {
-	struct pair *p = calloc(1, sizeof(*p));
+	struct t_pair *p = calloc(1, sizeof(*p));
 	uint64_t t0;
 
-	pair_links(p, false, ",dma_gbps=8,dma_lat_us=200");
-	pair_chan(p, -1);
-	pair_frames(p);
+	t_pair_open(p, "ut", ",dma_gbps=8,dma_lat_us=200", false, true, true);
+	t_pair_chan(p, -1);
+	t_pair_frames(p);
 	t0 = t_now_ms();
 	roundtrip(p, T_NBD_CMD_READ, 64 << 10, 1, 3);
 	roundtrip(p, T_NBD_CMD_WRITE, 64 << 10, 2, 4);
@@ -750,7 +682,7 @@ static void make_foreign_file(const char *path, off_t size)
 static void ep_fits_layout_into_foreign_bar_file(void **st)
 {
 	struct npt_link_params prm = { .connect_timeout_ms = 3000 };
-	struct pair *p = calloc(1, sizeof(*p));
+	struct t_pair *p = calloc(1, sizeof(*p));
 	char err[512];
 	struct stat sb;
 
@@ -767,8 +699,8 @@ static void ep_fits_layout_into_foreign_bar_file(void **st)
 	assert_true(p->ep->lay.data_per_chan >= 2u << 20);
 	if (npt_link_open(p->spec, NPT_ROLE_HOST, &prm, &p->host, err, sizeof(err)))
 		fail_msg("host open: %s", err);
-	pair_chan(p, 3);
-	pair_frames(p);
+	t_pair_chan(p, 3);
+	t_pair_frames(p);
 	roundtrip(p, T_NBD_CMD_WRITE, 1 << 20, 1, 5);
 	roundtrip(p, T_NBD_CMD_READ, 1 << 20, 2, 6);
 	npt_chan_close(p->hc);
@@ -799,7 +731,7 @@ static void ep_refuses_foreign_bar_file_too_small(void **st)
 
 static void link_close_with_open_channels_defers_the_free(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 	struct npt_hcomp comp;
 	struct npt_ereq r;
 	uint8_t req[28];
@@ -823,14 +755,14 @@ static void link_close_with_open_channels_defers_the_free(void **st)
  * or the EP would ignore the open for good. */
 static void chan_reopen_after_max_session_in_bar_is_accepted(void **st)
 {
-	struct pair *p = *st;
+	struct t_pair *p = *st;
 
 	for (int round = 0; round < 3; round++) {
 		npt_wr32(&p->hc->ectl->session, UINT32_MAX);
 		npt_chan_close(p->hc);
 		npt_chan_close(p->ec);
 		p->hc = p->ec = NULL;
-		pair_chan(p, 0);
+		t_pair_chan(p, 0);
 		assert_int_not_equal(p->hc->session, 0);
 		assert_int_equal(p->ec->session, p->hc->session);
 	}

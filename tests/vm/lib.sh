@@ -37,6 +37,7 @@ VM_NAME=
 VM_ID=
 VM_PID=
 EP_PID=
+DB_PID=
 VM_T0=$(date +%s%N)
 
 # vm_log MESSAGE: a host line with the seconds since the test started.
@@ -68,6 +69,7 @@ vm_cleanup() {
     local rc=$?
     [ -n "$VM_PID" ] && vm_kill_pid "$VM_PID" qemu
     [ -n "$EP_PID" ] && vm_kill_pid "$EP_PID" nbd-pcie-server
+    [ -n "$DB_PID" ] && vm_doorbell_stop
     rm -f "$VM_BAR" "$VM_CTL" "$VM_RAM"
     [ -n "${VM_WORK:-}" ] && rm -rf "$VM_WORK"
     exit $rc
@@ -315,4 +317,108 @@ vm_wait_count() {
         [ "$(date +%s)" -ge "$end" ] && vm_fail "timeout: fewer than $n lines matching '$pat' within ${secs}s"
         sleep 0.1
     done
+}
+
+# vm_random_seed: a fresh pattern seed (a random unsigned 32-bit number).
+vm_random_seed() { od -An -N4 -tu4 /dev/urandom | tr -d ' '; }
+
+# ep_serve_disk DISK [generic lines...]: the link's shm files, a config with
+# one export "disk" backed by DISK, and the EP server started on it.
+ep_serve_disk() {
+    local disk=$1
+    shift
+    vm_prepare_shm
+    ep_config "$VM_WORK/ep.conf" "$@"
+    ep_export "$VM_WORK/ep.conf" disk "exportname = $disk"
+    ep_start -d -C "$VM_WORK/ep.conf"
+}
+
+# vm_two_exports: the host side of scenario 4 (vm-exports, vm-exports-local):
+# exports alpha (32 MiB) and beta (48 MiB), each pre-filled with its own
+# pattern, over one link; boots the guest with the seeds vm_seed_a/_b (the
+# host's data) and _c/_d (the guest's writes to alpha at 8 MiB and beta at
+# 16 MiB, 8 MiB each) and checks each backing file got exactly its own writes.
+vm_two_exports() {
+    local M=1048576 s sa sb sc sd a=$VM_WORK/alpha.img b=$VM_WORK/beta.img
+    s=$(vm_random_seed)
+    sa=$s sb=$((s + 1)) sc=$((s + 2)) sd=$((s + 3))
+    truncate -s $((32 * M)) "$a"
+    "$VM_TOOL" pattern write "$a" 0 $((32 * M)) "$sa" >/dev/null || vm_fail "prefill alpha"
+    truncate -s $((48 * M)) "$b"
+    "$VM_TOOL" pattern write "$b" 0 $((48 * M)) "$sb" >/dev/null || vm_fail "prefill beta"
+
+    vm_prepare_shm
+    ep_config "$VM_WORK/ep.conf" "allowlist = true"
+    ep_export "$VM_WORK/ep.conf" alpha "exportname = $a"
+    ep_export "$VM_WORK/ep.conf" beta "exportname = $b"
+    ep_start -d -C "$VM_WORK/ep.conf"
+    vm_start vm_seed_a="$sa" vm_seed_b="$sb" vm_seed_c="$sc" vm_seed_d="$sd"
+    vm_finish
+
+    host_verify "$a" 0 $((8 * M)) "$sa"
+    host_verify "$a" $((8 * M)) $((8 * M)) "$sc"
+    host_verify "$a" $((16 * M)) $((16 * M)) "$sa"
+    host_verify "$b" 0 $((16 * M)) "$sb"
+    host_verify "$b" $((16 * M)) $((8 * M)) "$sd"
+    host_verify "$b" $((24 * M)) $((24 * M)) "$sb"
+    vm_log "PASS: each backing file holds exactly its own export's writes"
+}
+
+# The ivshmem-doorbell device of vm-kmod-host and vm-hostwin: its shared
+# memory DB_SHM and its server (KMOD_DOORBELL, pid DB_PID) on DB_SOCK,
+# stdin on fd 7; vm_cleanup stops it.
+
+# vm_doorbell_shm SIZE: creates the device's shared memory DB_SHM of SIZE
+# bytes (and names DB_SOCK).
+vm_doorbell_shm() {
+    DB_SHM=/dev/shm/$VM_ID-db
+    DB_SOCK=$VM_WORK/db.sock
+    rm -f "$DB_SHM"
+    truncate -s "$1" "$DB_SHM" || vm_fail "cannot create $DB_SHM"
+}
+
+# vm_doorbell_start VECTORS: starts the doorbell server with VECTORS vectors
+# on DB_SHM; returns once it listens.
+vm_doorbell_start() {
+    mkfifo "$VM_WORK/db.in"
+    "$KMOD_DOORBELL" "$DB_SOCK" "$DB_SHM" "$1" <"$VM_WORK/db.in" >"$VM_WORK/db.out" 2>&1 &
+    DB_PID=$!
+    exec 7>"$VM_WORK/db.in"
+    for _ in $(seq 100); do
+        grep -q LISTENING "$VM_WORK/db.out" && return 0
+        kill -0 "$DB_PID" 2>/dev/null || vm_fail "ivshmem-doorbell exited: $(cat "$VM_WORK/db.out")"
+        sleep 0.1
+    done
+    vm_fail "ivshmem-doorbell not listening after 10 s"
+}
+
+# vm_doorbell_stop: closes its stdin, stops the doorbell server, removes DB_SHM.
+vm_doorbell_stop() {
+    { exec 7>&-; } 2>/dev/null
+    [ -n "$DB_PID" ] && vm_kill_pid "$DB_PID" ivshmem-doorbell
+    DB_PID=
+    [ -n "${DB_SHM:-}" ] && rm -f "$DB_SHM"
+}
+
+# vm_kmod_overlay [SRC DEST]...: builds nbd-pcie-host.ko against the guest
+# kernel's headers (vermagic must match it) and appends it, with each SRC
+# file at DEST, to the guest's initramfs as a second cpio archive (the
+# kernel unpacks concatenated archives); VM_INITRAMFS names the result.
+vm_kmod_overlay() {
+    local kdir=/usr/src/linux-headers-${VM_KERNEL#/boot/vmlinuz-} ov=$VM_WORK/overlay src
+    src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+    vm_log "building the module into $VM_WORK/modules"
+    sh "$src/tests/kmod/build-modules.sh" "$src" "$VM_WORK/modules" "$kdir" >"$VM_WORK/build.log" 2>&1 ||
+        { cat "$VM_WORK/build.log"; vm_fail "module build failed"; }
+    mkdir -p "$ov/lib/modules/extra"
+    cp "$VM_WORK/modules/tree/kmod/nbd-pcie-host.ko" "$ov/lib/modules/extra/"
+    while [ $# -ge 2 ]; do
+        mkdir -p "$ov/$(dirname "$2")"
+        cp "$1" "$ov/$2"
+        shift 2
+    done
+    (cd "$ov" && find . | cpio -o -H newc --quiet | gzip -1) >"$VM_WORK/overlay.cpio.gz" ||
+        vm_fail "cannot pack the overlay initramfs"
+    cat "$VM_INITRAMFS" "$VM_WORK/overlay.cpio.gz" >"$VM_WORK/initramfs.cpio.gz"
+    VM_INITRAMFS=$VM_WORK/initramfs.cpio.gz
 }

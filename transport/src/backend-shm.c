@@ -260,21 +260,7 @@ static int shm_map_window(struct npt_link *l, uint64_t *bus, uint64_t size,
 
 	if (!w)
 		return -ENOMEM;
-	if (l->role == NPT_ROLE_HOST && l->win_join) {
-		/* another host process published it: map what it published */
-		base = *bus;
-		fd = open(path, O_RDWR | O_CLOEXEC);
-		if (fd < 0)
-			goto fail_errno;
-		if (fstat(fd, &st))
-			goto fail_errno;
-		if ((uint64_t)st.st_size < base + size) {
-			npt_seterr(err, errlen, "shm: window %s: bus address 0x%" PRIx64 " + size %" PRIu64
-				   " beyond file size %jd", path, base, size, (intmax_t)st.st_size);
-			r = -ERANGE;
-			goto fail;
-		}
-	} else if (l->role == NPT_ROLE_HOST) {
+	if (l->role == NPT_ROLE_HOST && !l->win_join) {
 		base = l->spec.win_base;
 		if (l->spec.win_default) {
 			/* A fresh inode each time: an EP still mapping the window
@@ -299,6 +285,8 @@ static int shm_map_window(struct npt_link *l, uint64_t *bus, uint64_t size,
 			goto fail_errno;
 		*bus = base;
 	} else {
+		/* the EP, or another host process than the one that published
+		 * it: map what was published */
 		base = *bus;
 		fd = open(path, O_RDWR | O_CLOEXEC);
 		if (fd < 0)

@@ -11,7 +11,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct npt_chan *hc, *ec;
 	struct npt_ereq reqs[8];
 	uint32_t tags[8];
-	uint8_t buf[256];
 
 	fz_init();
 	if (fz_chan_pair(&hc, &ec))
@@ -32,12 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			npt_wr32(&hc->sq[fz_u8(&in) & hc->mask].seq, fz_u32(&in));
 			break;
 		case 2:     /* stream indices */
-			npt_wr32(&hc->ectl->h2e_prod, fz_u32(&in));
-			(void)npt_chan_recv(ec, buf, fz_u8(&in));
-			npt_wr32(&hc->ectl->e2h_cons, fz_u32(&in));
-			ec->frames = false;
-			(void)npt_chan_send(ec, "x", 1);
-			ec->frames = true;
+			fz_stream_indices(&in, ec, &hc->ectl->h2e_prod, &hc->ectl->e2h_cons);
 			break;
 		case 3: {   /* take, then fetch or complete what was taken */
 			int n = npt_ep_take(ec, reqs, 8);

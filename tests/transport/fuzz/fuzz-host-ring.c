@@ -13,7 +13,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct npt_hcomp comp[8];
 	struct npt_hbuf bufs[8];
 	unsigned nbufs = 0;
-	uint8_t buf[256];
 
 	fz_init();
 	if (fz_chan_pair(&hc, &ec))
@@ -63,12 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		case 4:     /* stream indices */
-			npt_wr32(&ec->hctl->e2h_prod, fz_u32(&in));
-			(void)npt_chan_recv(hc, buf, fz_u8(&in));
-			npt_wr32(&ec->hctl->h2e_cons, fz_u32(&in));
-			hc->frames = false;
-			(void)npt_chan_send(hc, "x", 1);
-			hc->frames = true;
+			fz_stream_indices(&in, hc, &ec->hctl->e2h_prod, &ec->hctl->h2e_cons);
 			break;
 		case 5:     /* channel control words */
 			npt_wr32(&ec->hctl->ep_state, fz_u8(&in) % 4);

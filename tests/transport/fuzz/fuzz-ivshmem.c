@@ -15,35 +15,12 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "../../kmod/ivshmem-msg.h"
 
 /* Records per input: bounded so that the socket buffer never fills. */
 #define MAX_RECORDS 512
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void send_rec(int sock, const uint8_t *rec, int fd)
-{
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} ctl;
-	struct iovec iov = { .iov_base = (void *)rec, .iov_len = 8 };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	if (fd >= 0) {
-		struct cmsghdr *c;
-
-		memset(&ctl, 0, sizeof(ctl));
-		msg.msg_control = ctl.buf;
-		msg.msg_controllen = sizeof(ctl.buf);
-		c = CMSG_FIRSTHDR(&msg);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	(void)sendmsg(sock, &msg, MSG_NOSIGNAL);
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -60,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * gets its own duplicate each time and must close them all) */
 	efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	for (off = 0; off + 9 <= size && n < MAX_RECORDS; off += 9, n++)
-		send_rec(sv[0], data + off, (data[off + 8] & 1) ? efd : -1);
+		(void)ivsh_send_msg(sv[0], data + off, (data[off + 8] & 1) ? efd : -1);
 	close(sv[0]);      /* end of the server's messages: no waiting */
 	if (npt_ivsh_open_sock(sv[1], "fuzz", -1, &v, err, sizeof(err)) == 0) {
 		for (unsigned vec = 0; vec < 70; vec += 7)

@@ -90,4 +90,20 @@ static void fz_bytes(struct fz_in *in, void *dst, size_t n)
 		d[i] = fz_u8(in);
 }
 
+/* The stream indices the peer writes, from input: c's peer's producer index
+ * of the stream c reads (prod), then a read of up to 255 bytes from it, the
+ * peer's consumer index of the stream c writes (cons), then a one-byte
+ * send on it (c is in frame mode: the stream is open only for this). */
+static void fz_stream_indices(struct fz_in *in, struct npt_chan *c, __le32 *prod, __le32 *cons)
+{
+	uint8_t buf[256];
+
+	npt_wr32(prod, fz_u32(in));
+	(void)npt_chan_recv(c, buf, fz_u8(in));
+	npt_wr32(cons, fz_u32(in));
+	c->frames = false;
+	(void)npt_chan_send(c, "x", 1);
+	c->frames = true;
+}
+
 #endif

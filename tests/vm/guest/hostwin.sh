@@ -12,6 +12,16 @@ HLINK=pci:$DB_BDF
 
 attr() { cat "$SYS/$1" 2>/dev/null; }
 client_pid() { pidof nbd-pcie-client; }
+# detach_and_wait DEV: detach; the client process must be gone within 10 s.
+detach_and_wait() {
+    local i=0
+    detach "$1"
+    while client_pid >/dev/null; do
+        i=$((i + 1))
+        [ $i -gt 100 ] && fail "nbd-pcie-client still running 10 s after detach"
+        sleep 0.1
+    done
+}
 # CPU time (user + system, clock ticks) of a process
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # uptime in centiseconds (= clock ticks at USER_HZ 100)
@@ -137,13 +147,7 @@ echo "VMTEST-HOSTWIN-STATS client_cpu_ticks=$cpu wall_ticks=$wall irq_count=$irq
 [ $((cpu * 4)) -lt $((wall * 3)) ] ||
     fail "the client used $cpu ticks of CPU in $wall ticks of wall time (>= 3/4): it polls instead of sleeping"
 
-detach /dev/nbd0
-i=0
-while client_pid >/dev/null; do
-    i=$((i + 1))
-    [ $i -gt 100 ] && fail "nbd-pcie-client still running 10 s after detach"
-    sleep 0.1
-done
+detach_and_wait /dev/nbd0
 
 step unload
 run rmmod nbd_pcie_host
@@ -168,13 +172,7 @@ run mount -t ext4 -o ro /dev/nbd0 /mnt
 pattern verify /mnt/pattern 0 16M "$vm_seed"
 run umount /mnt
 [ "$(attr irq_count)" -gt "$irq0" ] || fail "no interrupt in BAR-only mode: the client did not sleep on them"
-detach /dev/nbd0
-i=0
-while client_pid >/dev/null; do
-    i=$((i + 1))
-    [ $i -gt 100 ] && fail "nbd-pcie-client still running 10 s after detach"
-    sleep 0.1
-done
+detach_and_wait /dev/nbd0
 run rmmod nbd_pcie_host
 if dmesg | grep -E 'BUG:|WARNING:|Oops|Call Trace'; then
     fail "the kernel logged a warning or bug during the scenario"

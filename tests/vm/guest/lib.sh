@@ -90,3 +90,70 @@ pattern() {
 }
 # unix_sockets: how many AF_UNIX sockets exist in the guest.
 unix_sockets() { tail -n +2 /proc/net/unix | wc -l; }
+
+# relay_start SOCK: step relay: nbd-pcie-client serving the link on the local
+# unix socket SOCK in the background (pid in $relay); returns once the
+# socket exists.
+relay_start() {
+    local i=0
+    step relay
+    nbd-pcie-client -pcie "$LINK" -unix "$1" -n 2>/tmp/relay.err &
+    relay=$!
+    while [ ! -S "$1" ]; do
+        i=$((i + 1))
+        kill -0 $relay 2>/dev/null || { cat /tmp/relay.err; fail "nbd-pcie-client -unix $1 exited"; }
+        [ $i -gt 300 ] && fail "no socket $1 30 s after nbd-pcie-client -unix"
+        sleep 0.1
+    done
+}
+# relay_lists SOCK EXPORT...: step list: Debian's nbd-client -l -u SOCK
+# lists every EXPORT.
+relay_lists() {
+    local sock=$1 list name
+    shift
+    step list
+    list=$(nbd-client -l -u "$sock" 2>&1) || fail "nbd-client -l -u $sock failed: $list"
+    echo "$list"
+    for name in "$@"; do
+        echo "$list" | grep -qx "$name" || fail "nbd-client -l -u $sock lists no '$name': $list"
+    done
+}
+# relay_stop: SIGTERM to the relay of relay_start; prints its exit status.
+relay_stop() {
+    kill -TERM $relay
+    wait $relay
+    echo "relay exit $?"
+}
+
+# two_exports DETACH: scenario 4's data checks on /dev/nbd0 (export alpha,
+# 32 MiB) and /dev/nbd1 (beta, 48 MiB), both attached: sizes, the host's
+# patterns (vm_seed_a, vm_seed_b), parallel writes to both (vm_seed_c at
+# 8 MiB of alpha, vm_seed_d at 16 MiB of beta) landing only where written;
+# then DETACH DEV detaches /dev/nbd0 and /dev/nbd1 in turn, the other one
+# still working.
+two_exports() {
+    local M=1048576 p0 p1
+    [ "$(dev_bytes /dev/nbd0)" = $((32 * M)) ] || fail "/dev/nbd0 (alpha) is $(dev_bytes /dev/nbd0) bytes, expected 32 MiB"
+    [ "$(dev_bytes /dev/nbd1)" = $((48 * M)) ] || fail "/dev/nbd1 (beta) is $(dev_bytes /dev/nbd1) bytes, expected 48 MiB"
+
+    step read-host-data
+    pattern verify /dev/nbd0 0 $((32 * M)) "$vm_seed_a" direct
+    pattern verify /dev/nbd1 0 $((48 * M)) "$vm_seed_b" direct
+
+    step write-both
+    # Both devices busy at once; each write lands only on its own export.
+    nbdpcie-vmtool pattern write /dev/nbd0 $((8 * M)) $((8 * M)) "$vm_seed_c" direct sync &
+    p0=$!
+    nbdpcie-vmtool pattern write /dev/nbd1 $((16 * M)) $((8 * M)) "$vm_seed_d" direct sync &
+    p1=$!
+    wait $p0 || fail "write to /dev/nbd0 failed"
+    wait $p1 || fail "write to /dev/nbd1 failed"
+    pattern verify /dev/nbd0 $((8 * M)) $((8 * M)) "$vm_seed_c" direct
+    pattern verify /dev/nbd1 $((16 * M)) $((8 * M)) "$vm_seed_d" direct
+    pattern verify /dev/nbd0 0 $((8 * M)) "$vm_seed_a" direct
+    pattern verify /dev/nbd1 0 $((16 * M)) "$vm_seed_b" direct
+    "$1" /dev/nbd0
+    # The other export keeps working after one is detached.
+    pattern verify /dev/nbd1 $((24 * M)) $((24 * M)) "$vm_seed_b" direct
+    "$1" /dev/nbd1
+}

@@ -5,21 +5,8 @@
 M=1048576
 SOCK=/run/nbdpcie.sock
 
-step relay
-nbd-pcie-client -pcie "$LINK" -unix "$SOCK" -n 2>/tmp/relay.err &
-relay=$!
-i=0
-while [ ! -S "$SOCK" ]; do
-    i=$((i + 1))
-    kill -0 $relay 2>/dev/null || { cat /tmp/relay.err; fail "nbd-pcie-client -unix $SOCK exited"; }
-    [ $i -gt 300 ] && fail "no socket $SOCK 30 s after nbd-pcie-client -unix"
-    sleep 0.1
-done
-
-step list
-list=$(nbd-client -l -u "$SOCK" 2>&1) || fail "nbd-client -l -u $SOCK failed: $list"
-echo "$list"
-echo "$list" | grep -qx disk || fail "nbd-client -l lists no 'disk': $list"
+relay_start "$SOCK"
+relay_lists "$SOCK" disk
 
 step attach
 run nbd-client -N disk -u "$SOCK" /dev/nbd0
@@ -33,6 +20,4 @@ run nbd-client -d /dev/nbd0
 wait_value /sys/block/nbd0/size 0 30 || fail "/dev/nbd0 size not 0 after nbd-client -d"
 
 step relay-stop
-kill -TERM $relay
-wait $relay
-echo "relay exit $?"
+relay_stop

@@ -10,15 +10,12 @@ ep_require
 
 M=1048576
 size=$((64 * M))
-seed=$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+seed=$(vm_random_seed)
 host_seed=$((seed + 1))
 disk=$VM_WORK/disk.img
 truncate -s $size "$disk"
 
-vm_prepare_shm
-ep_config "$VM_WORK/ep.conf"
-ep_export "$VM_WORK/ep.conf" disk "exportname = $disk"
-ep_start -d -C "$VM_WORK/ep.conf"
+ep_serve_disk "$disk"
 vm_start vm_size=$size vm_seed=$seed vm_host_seed=$host_seed
 
 vm_wait VMTEST-WRITTEN 180

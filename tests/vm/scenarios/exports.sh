@@ -8,27 +8,4 @@
 vm_init exports
 ep_require
 
-M=1048576
-s=$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
-sa=$s sb=$((s + 1)) sc=$((s + 2)) sd=$((s + 3))
-a=$VM_WORK/alpha.img b=$VM_WORK/beta.img
-truncate -s $((32 * M)) "$a"
-"$VM_TOOL" pattern write "$a" 0 $((32 * M)) $sa >/dev/null || vm_fail "prefill alpha"
-truncate -s $((48 * M)) "$b"
-"$VM_TOOL" pattern write "$b" 0 $((48 * M)) $sb >/dev/null || vm_fail "prefill beta"
-
-vm_prepare_shm
-ep_config "$VM_WORK/ep.conf" "allowlist = true"
-ep_export "$VM_WORK/ep.conf" alpha "exportname = $a"
-ep_export "$VM_WORK/ep.conf" beta "exportname = $b"
-ep_start -d -C "$VM_WORK/ep.conf"
-vm_start vm_seed_a=$sa vm_seed_b=$sb vm_seed_c=$sc vm_seed_d=$sd
-vm_finish
-
-host_verify "$a" 0 $((8 * M)) $sa
-host_verify "$a" $((8 * M)) $((8 * M)) $sc
-host_verify "$a" $((16 * M)) $((16 * M)) $sa
-host_verify "$b" 0 $((16 * M)) $sb
-host_verify "$b" $((16 * M)) $((8 * M)) $sd
-host_verify "$b" $((24 * M)) $((24 * M)) $sb
-vm_log "PASS: each backing file holds exactly its own export's writes"
+vm_two_exports

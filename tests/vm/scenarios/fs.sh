@@ -8,14 +8,11 @@ vm_init fs
 ep_require
 
 size=$((128 * 1048576))
-seed=$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+seed=$(vm_random_seed)
 disk=$VM_WORK/disk.img
 truncate -s $size "$disk"
 
-vm_prepare_shm
-ep_config "$VM_WORK/ep.conf"
-ep_export "$VM_WORK/ep.conf" disk "exportname = $disk"
-ep_start -d -C "$VM_WORK/ep.conf"
+ep_serve_disk "$disk"
 vm_start vm_seed=$seed
 vm_finish
 

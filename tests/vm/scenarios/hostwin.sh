@@ -39,58 +39,20 @@ DATA=$((4 * M))
 # the payload areas to fit (docs/transport.md "The host window").
 WIN_SIZE=$((4 * M))
 VECTORS=4
-DB_SHM=/dev/shm/$VM_ID-db
-DB_SOCK=$VM_WORK/db.sock
-DB_PID=
-
-hostwin_cleanup() {
-    local rc=$?
-    { exec 7>&-; } 2>/dev/null
-    [ -n "$VM_PID" ] && vm_kill_pid "$VM_PID" qemu
-    VM_PID=
-    [ -n "$EP_PID" ] && vm_kill_pid "$EP_PID" nbd-pcie-server
-    EP_PID=
-    [ -n "$DB_PID" ] && vm_kill_pid "$DB_PID" ivshmem-doorbell
-    rm -f "$DB_SHM"
-    (exit $rc)
-    vm_cleanup
-}
-trap hostwin_cleanup EXIT
 
 for f in "$KMOD_DOORBELL" "$KMOD_RING"; do
     [ -x "$f" ] || vm_fail "$f not built (cmake --build the build dir first)"
 done
 
-vm_log "building the module into $VM_WORK/modules"
-kdir=/usr/src/linux-headers-${VM_KERNEL#/boot/vmlinuz-}
-sh "$src/tests/kmod/build-modules.sh" "$src" "$VM_WORK/modules" "$kdir" >"$VM_WORK/build.log" 2>&1 ||
-    { cat "$VM_WORK/build.log"; vm_fail "module build failed"; }
-ov=$VM_WORK/overlay
-mkdir -p "$ov/lib/modules/extra"
-cp "$VM_WORK/modules/tree/kmod/nbd-pcie-host.ko" "$ov/lib/modules/extra/"
-(cd "$ov" && find . | cpio -o -H newc --quiet | gzip -1) >"$VM_WORK/overlay.cpio.gz" ||
-    vm_fail "cannot pack the overlay initramfs"
-cat "$VM_INITRAMFS" "$VM_WORK/overlay.cpio.gz" >"$VM_WORK/initramfs.cpio.gz"
-VM_INITRAMFS=$VM_WORK/initramfs.cpio.gz
+vm_kmod_overlay
 
-seed=$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+seed=$(vm_random_seed)
 size=$((128 * M))
 disk=$VM_WORK/disk.img
 truncate -s $size "$disk"
 vm_prepare_shm
-rm -f "$DB_SHM"
-truncate -s "$DB_SIZE" "$DB_SHM" || vm_fail "cannot create $DB_SHM"
-
-mkfifo "$VM_WORK/db.in"
-"$KMOD_DOORBELL" "$DB_SOCK" "$DB_SHM" $VECTORS <"$VM_WORK/db.in" >"$VM_WORK/db.out" 2>&1 &
-DB_PID=$!
-exec 7>"$VM_WORK/db.in"
-for i in $(seq 100); do
-    grep -q LISTENING "$VM_WORK/db.out" && break
-    kill -0 "$DB_PID" 2>/dev/null || vm_fail "ivshmem-doorbell exited: $(cat "$VM_WORK/db.out")"
-    sleep 0.1
-done
-grep -q LISTENING "$VM_WORK/db.out" || vm_fail "ivshmem-doorbell not listening after 10 s"
+vm_doorbell_shm "$DB_SIZE"
+vm_doorbell_start $VECTORS
 
 # The guest: no ivshmem-plain link device, the doorbell device at 00:03.0.
 VM_WITH_LINK=0

@@ -9,14 +9,11 @@ vm_init multiconn
 ep_require
 
 M=1048576
-seed=$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+seed=$(vm_random_seed)
 disk=$VM_WORK/disk.img
 truncate -s $((64 * M)) "$disk"
 
-vm_prepare_shm
-ep_config "$VM_WORK/ep.conf"
-ep_export "$VM_WORK/ep.conf" disk "exportname = $disk"
-ep_start -d -C "$VM_WORK/ep.conf"
+ep_serve_disk "$disk"
 vm_start vm_seed=$seed
 vm_wait VMTEST-WRITTEN 180
 # Two channels of the link negotiated the export (the EP logs one line per
