@@ -1,9 +1,8 @@
 /* Workers: one thread and one io_uring each, serving the connections given
  * to it (handshake, then transmission through the engine). When idle with
- * connections in transmission, the worker polls on for an adaptive window
- * of up to NPT_BELL_SPIN_US (200 µs by default, yielding the core on each
- * poll: sockets by their non-blocking recv, PCIe channels in memory), then
- * sleeps in io_uring:
+ * connections in transmission, the worker polls on for NPT_BELL_SPIN_US
+ * (200 µs by default, yielding the core on each poll: sockets by their
+ * non-blocking recv, PCIe channels in memory), then sleeps in io_uring:
  * socket connections on polls of their fds, PCIe channels on their
  * doorbells (npt_chan_arm), at most NPT_WAIT_MAX_MS so that the link
  * checks keep their cadence. A channel without a doorbell (a peer that does

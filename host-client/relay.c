@@ -12,11 +12,11 @@
  * Socket I/O goes through io_uring: at most one RECV and one SENDMSG are in
  * flight; their completions and the link's completions are both polled from
  * memory, so a busy relay makes one io_uring_enter per loop turn at most and
- * none while it only waits for the link. When idle it polls on for an
- * adaptive window of up to NPT_BELL_SPIN_US (200 µs by default, yielding
- * the core on each poll), then arms the channel's doorbell and sleeps in
- * io_uring on the socket and the doorbell (also while requests are in
- * flight: the EP rings when it completes one). A channel without a doorbell is polled with back-off.
+ * none while it only waits for the link. When idle it polls on for
+ * NPT_BELL_SPIN_US (200 µs by default, yielding the core on each poll),
+ * then arms the channel's doorbell and sleeps in io_uring on the socket
+ * and the doorbell (also while requests are in flight: the EP rings when it
+ * completes one). A channel without a doorbell is polled with back-off.
  *
  * READs larger than one chunk stream: the reply header is sent when the
  * first chunk completes, so the error of a later chunk cannot be reported in
