@@ -886,7 +886,7 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 		  size_t errlen)
 {
 	struct relay *r = calloc(1, sizeof(*r));
-	struct npt_backoff bo = { 0 };
+	struct npt_backoff bo;
 	unsigned turns = 0;
 	int ret, bell_fd;
 	bool sq_deferred = false;  /* SQEs left for the next wait to submit */

@@ -141,7 +141,7 @@ int npc_remote_handshake(struct npc_link *k, const struct nbdp_client_opts *co, 
 {
 	struct nbdp_client *c = NULL;
 	struct npt_chan *ch = NULL;
-	struct npt_backoff bo = { 0 };
+	struct npt_backoff bo;
 	uint8_t buf[4096];
 	int64_t deadline = now_ms() + timeout_ms;
 	const char *what = co->goal == NBDP_GOAL_LIST ? "list" : co->goal == NBDP_GOAL_INFO ? "info" : "attach";

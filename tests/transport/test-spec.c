@@ -308,7 +308,7 @@ static void window_plan_fits_or_shrinks(void **st)
 
 static void backoff_spins_then_sleeps_up_to_cap(void **st)
 {
-	struct npt_backoff b = { 0 };
+	struct npt_backoff b;
 	unsigned us = 0, spins = 0, last = 0;
 
 	npt_backoff_reset(&b);
@@ -326,39 +326,10 @@ static void backoff_spins_then_sleeps_up_to_cap(void **st)
 	assert_int_equal(npt_backoff_next_us(&b), 0);
 }
 
-/* The doorbell loops' poll window (haltpoll's rule): idle periods longer
- * than the longest window shrink it to nothing, ones just past the window
- * grow it to the longest, ones inside it keep it. */
-static void spin_window_adapts_to_idle_periods(void **st)
-{
-	const uint32_t max = 200000;
-	uint32_t w = max;
-
-	(void)st;
-	assert_int_equal(npt_spin_window_next(w, 30000, max), max);       /* caught: kept */
-	for (int i = 0; i < 8; i++)
-		w = npt_spin_window_next(w, 5000000, max);                    /* 5 ms waits */
-	assert_int_equal(w, 0);
-	assert_int_equal(npt_spin_window_next(0, 5000000, max), 0);       /* stays off */
-	w = npt_spin_window_next(w, 40000, max);                          /* 40 µs gaps again */
-	assert_int_equal(w, 25000);
-	w = npt_spin_window_next(w, 40000, max);
-	assert_int_equal(w, 50000);
-	assert_int_equal(npt_spin_window_next(w, 40000, max), 50000);     /* now caught */
-	for (int i = 0; i < 4; i++)
-		w = npt_spin_window_next(w, 190000, max);
-	assert_int_equal(w, max);                                         /* never beyond */
-	assert_int_equal(npt_spin_window_next(max, 199000, max), max);
-	assert_int_equal(npt_spin_window_next(123456789, 1000, max), max); /* clamped */
-	assert_int_equal(npt_spin_window_next(max, 1000000, 0), 0);       /* NPT_BELL_SPIN_US=0 */
-	assert_int_equal(npt_spin_window_next(0, 1000, 0), 0);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(spec_shm_path_has_default_window),
-		cmocka_unit_test(spin_window_adapts_to_idle_periods),
 		cmocka_unit_test(spec_shm_explicit_files_and_base),
 		cmocka_unit_test(spec_shm_bar_only),
 		cmocka_unit_test(spec_shm_dma_model_options),

@@ -139,7 +139,7 @@ static void count_notifies(struct npt_chan *c)
 int traffic_host_handshake(struct npt_chan *c, int timeout_ms)
 {
 	uint64_t t0 = t_now_ms();
-	struct npt_backoff b = { 0 };
+	struct npt_backoff b;
 	char buf[8];
 	size_t got = 0;
 	ssize_t n;
@@ -179,7 +179,7 @@ int traffic_host_run(struct npt_chan *c, const struct traffic_opts *o, struct tr
 	uint64_t rnd = o->seed | 1, submitted = 0, done = 0, cookie = o->seed << 32;
 	unsigned qd = 1, inflight = 0, max_qd = o->max_qd ? o->max_qd : 1;
 	struct npt_hcomp comp[64];
-	struct npt_backoff b = { 0 };
+	struct npt_backoff b;
 	int r = 0;
 
 	npt_backoff_reset(&b);
@@ -275,7 +275,7 @@ out:
 int traffic_ep_serve(struct npt_chan *c, volatile int *stop, struct traffic_stats *st)
 {
 	struct npt_ereq *reqs, batch[32];
-	struct npt_backoff b = { 0 };
+	struct npt_backoff b;
 	uint32_t tags[32];
 	char buf[8];
 	size_t got = 0;
@@ -428,7 +428,7 @@ int traffic_ep_loop(struct npt_link *l, volatile int *stop, bool exit_on_detach,
 		    struct traffic_stats *st)
 {
 	struct serve_thread *ths[NPT_MAX_CHANNELS * 4];
-	struct npt_backoff b = { 0 };
+	struct npt_backoff b;
 	unsigned n = 0;
 	bool attached = false;
 	int errors = 0;

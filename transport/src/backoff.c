@@ -26,44 +26,9 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* The doorbell loops' poll window adapts to how long their idle periods
- * last, as the kernel's haltpoll governor does for an idle vCPU: an idle
- * period that outlasted the longest window (a long gap between requests,
- * or a wait for a 1 MiB copy) halves the window, since no window would have
- * caught it; one that ended after the window but within the longest doubles
- * it (from SPIN_GROW_START_NS), since a longer poll would have; one that
- * ended within the window keeps it. A stream of short round trips (QD1)
- * keeps polling; long waits stop paying for the poll. */
-#define SPIN_GROW_START_NS 25000u
-#define SPIN_MIN_NS        10000u
-
-uint32_t npt_spin_window_next(uint32_t win_ns, uint64_t idle_ns, uint32_t max_ns)
-{
-	if (win_ns > max_ns)
-		win_ns = max_ns;
-	if (idle_ns > max_ns)
-		return win_ns / 2 < SPIN_MIN_NS ? 0 : win_ns / 2;
-	if (idle_ns > win_ns) {
-		if (!win_ns)
-			return SPIN_GROW_START_NS < max_ns ? SPIN_GROW_START_NS : max_ns;
-		return win_ns > max_ns / 2 ? max_ns : win_ns * 2;
-	}
-	return win_ns;
-}
-
-static uint64_t bell_spin_ns(void);
-
 void npt_backoff_reset(struct npt_backoff *b)
 {
-	/* found work after an idle period that reached its poll's end */
-	if (b->idle && b->spin_expired) {
-		uint64_t max = bell_spin_ns();
-
-		b->spin_win_ns = npt_spin_window_next(b->spin_win_ns, npt_now_ns() - b->spin_start_ns,
-						      (uint32_t)max);
-	}
 	b->idle = 0;
-	b->spin_expired = false;
 }
 
 unsigned npt_backoff_next_us(struct npt_backoff *b)
@@ -115,14 +80,8 @@ bool npt_backoff_spin(struct npt_backoff *b)
 	uint64_t now = npt_now_ns();
 
 	if (!b->idle) {
-		uint64_t max = bell_spin_ns();
-
-		if (b->spin_win_ns > max)
-			b->spin_win_ns = (uint32_t)max;
 		b->idle = 1;
-		b->spin_expired = false;
-		b->spin_start_ns = now;
-		b->spin_end_ns = now + b->spin_win_ns;
+		b->spin_end_ns = now + bell_spin_ns();
 	}
 	if (now < b->spin_end_ns) {
 		/* Yield, not pause: when fio, the relay and the server share two
@@ -133,6 +92,5 @@ bool npt_backoff_spin(struct npt_backoff *b)
 		sched_yield();
 		return true;
 	}
-	b->spin_expired = true;
 	return false;
 }

@@ -178,23 +178,15 @@ struct npt_chan_stats {
 void npt_chan_get_stats(const struct npt_chan *c, struct npt_chan_stats *out);
 
 /* ---- adaptive back-off for poll loops: spin, then yield, then sleep growing to a cap */
-struct npt_backoff {
-	unsigned idle;
-	bool spin_expired;        /* this idle period outlasted its poll */
-	uint32_t spin_win_ns;     /* current poll window (adaptive, <= NPT_BELL_SPIN_US) */
-	uint64_t spin_start_ns, spin_end_ns;
-};
+struct npt_backoff { unsigned idle; uint64_t spin_end_ns; };
 void     npt_backoff_reset(struct npt_backoff *b);
 unsigned npt_backoff_next_us(struct npt_backoff *b);  /* 0 = keep spinning; else sleep that long (caller's own way,
                                                           e.g. io_uring_wait_cqe_timeout) */
 /* For loops that sleep on doorbells: true while they should keep polling
- * (yielding the core on each call), false once it is time to arm and sleep.
- * The poll lasts an adaptive window of at most NPT_BELL_SPIN_US (200 µs by
- * default) after the last work: see docs/performance.md "Yielding spin". */
+ * (for NPT_BELL_SPIN_US after the last work, 200 by default, yielding the
+ * core on each call: see docs/performance.md "Yielding spin"), false once
+ * it is time to arm and sleep. */
 bool     npt_backoff_spin(struct npt_backoff *b);
-/* The window rule (exposed for tests): the next window after an idle period
- * of idle_ns that reached the end of a window of win_ns. */
-uint32_t npt_spin_window_next(uint32_t win_ns, uint64_t idle_ns, uint32_t max_ns);
 
 #ifdef __cplusplus
 }
