@@ -60,6 +60,7 @@ unsigned npt_backoff_next_us(struct npt_backoff *b)
  * on every request; polling 200 µs, yielding the core on each poll, keeps
  * both sides awake across a round trip and idle cores asleep otherwise. */
 #define BELL_SPIN_US_DEFAULT 200
+
 static uint64_t bell_spin_ns(void)
 {
 	static long us = -1;   /* read once; a benign race rereads the same value */
