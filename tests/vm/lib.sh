@@ -8,6 +8,8 @@
 #   VM_TOOL         nbdpcie-vmtool (host copy, for pattern checks)
 #   EP_SERVER       nbd-pcie-server, if built (empty otherwise)
 #   VM_TIMEOUT      hard limit for the whole guest run in seconds (default 240)
+#   VM_BOOT_TIMEOUT seconds the guest's init has to print VMTEST-BOOTED before
+#                   the boot counts as hung (default 90; a boot takes 5-20 s)
 #
 # Per test: /dev/shm/nbdpcie-vm-NAME-PID-{bar,ctl,ram} (link BAR, control
 # mailbox, guest RAM) and a temp dir; all removed and every process started
@@ -18,6 +20,7 @@ set -uo pipefail
 : "${VM_LOG_DIR:?VM_LOG_DIR not set}" "${VM_TOOL:?VM_TOOL not set}"
 EP_SERVER=${EP_SERVER:-}
 VM_TIMEOUT=${VM_TIMEOUT:-240}
+VM_BOOT_TIMEOUT=${VM_BOOT_TIMEOUT:-90}
 
 # ivshmem BAR2 of the link: a power of two as ivshmem requires. The EP fits
 # its layout into the file it is given; 128 MiB holds its default BAR-only
@@ -164,7 +167,21 @@ vm_start() {
         -kernel "$VM_KERNEL" -initrd "$VM_INITRAMFS" -append "$append" \
         </dev/null >"$VM_WORK/qemu.out" 2>&1 &
     VM_PID=$!
+    VM_BOOT_DEADLINE=$(($(date +%s) + VM_BOOT_TIMEOUT))
+    # A second boot (vm_relaunch) gets the whole VM_TIMEOUT again.
     VM_DEADLINE=$(($(date +%s) + VM_TIMEOUT))
+}
+
+# vm_relaunch WHY: boots the guest once more after QEMU crashed or hung before
+# the guest's init printed VMTEST-BOOTED. Until then no test code has run and
+# the link is untouched, so the scenario can go on as if nothing happened; a
+# second failed boot fails the test.
+vm_relaunch() {
+    [ "$VM_RELAUNCHED" = 0 ] || vm_fail "$1, for the second time"
+    vm_log "$1; booting it once more"
+    cp -f "$VM_SERIAL" "$VM_SERIAL.boot1" 2>/dev/null
+    VM_RELAUNCHED=1
+    vm_start "${VM_START_ARGS[@]}"
 }
 
 # vm_wait MARKER [SECS]: waits for a line containing MARKER in the serial log.
@@ -186,20 +203,27 @@ vm_wait() {
             local rc=$?
             VM_PID=
             # QEMU's TCG itself occasionally dies by a signal while the guest
-            # kernel boots (seen: SIGSEGV, rc 139, empty serial log). Before
-            # the guest's init has printed VMTEST-BOOTED no test code has run
-            # and the link is untouched, so boot once more; a crash after
-            # that, or a second one, fails the test.
-            if [ "$rc" -gt 128 ] && [ "$rc" -ne 137 ] && [ "$VM_RELAUNCHED" = 0 ] &&
+            # kernel boots (seen: SIGSEGV, rc 139, empty serial log).
+            if [ "$rc" -gt 128 ] && [ "$rc" -ne 137 ] &&
                ! grep -qaF VMTEST-BOOTED "$VM_SERIAL"; then
-                vm_log "qemu died by signal $((rc - 128)) before the guest booted ($(tr '\n' ' ' <"$VM_WORK/qemu.out")); booting it once more"
-                VM_RELAUNCHED=1
-                vm_start "${VM_START_ARGS[@]}"
+                vm_relaunch "qemu died by signal $((rc - 128)) before the guest booted ($(tr '\n' ' ' <"$VM_WORK/qemu.out"))"
                 end=$(($(date +%s) + secs))
                 [ "$end" -gt "$VM_DEADLINE" ] && end=$VM_DEADLINE
                 continue
             fi
             vm_fail "guest exited (qemu rc $rc: $(tr '\n' ' ' <"$VM_WORK/qemu.out")) before '$marker'"
+        fi
+        # Or it hangs there, printing nothing (seen once in CI: an empty
+        # serial log after 180 s, where a boot takes 5-20 s).
+        if [ "$(date +%s)" -ge "$VM_BOOT_DEADLINE" ] && ! grep -qaF VMTEST-BOOTED "$VM_SERIAL"; then
+            local seen="an empty serial log"
+            grep -qaF VMTEST-INIT "$VM_SERIAL" && seen="VMTEST-INIT but not VMTEST-BOOTED (init ran, module loading did not finish)"
+            vm_kill_pid "$VM_PID" qemu
+            VM_PID=
+            vm_relaunch "the guest did not boot within VM_BOOT_TIMEOUT=${VM_BOOT_TIMEOUT}s ($seen)"
+            end=$(($(date +%s) + secs))
+            [ "$end" -gt "$VM_DEADLINE" ] && end=$VM_DEADLINE
+            continue
         fi
         [ "$(date +%s)" -ge "$end" ] && vm_fail "timeout: no '$marker' from the guest within ${secs}s (whole guest run limited to VM_TIMEOUT=${VM_TIMEOUT}s)"
         sleep 0.2
