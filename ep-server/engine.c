@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <liburing.h>
+#include "nbdpcie/transport.h"
 
 #include "internal.h"
 
@@ -67,6 +68,13 @@ uint32_t srv_conn_validate(struct srv_conn *c, const struct nbd_request *r)
 	return err;
 }
 
+/* A transfer that outlasts the worker's poll before sleeping (NPT_LONG_XFER). */
+static bool req_is_long(const struct srv_req *q)
+{
+	return q->r.length >= NPT_LONG_XFER &&
+	       (q->r.type == NBD_CMD_READ || q->r.type == NBD_CMD_WRITE);
+}
+
 static void finish(struct srv_req *q, int res)
 {
 	struct srv_conn *c = q->conn;
@@ -81,6 +89,8 @@ static void finish(struct srv_req *q, int res)
 		q->err = 0;
 	}
 	c->inflight--;
+	if (req_is_long(q))
+		c->inflight_long--;
 	c->ops->reply(c, q);
 }
 
@@ -220,6 +230,8 @@ void srv_engine_submit(struct srv_conn *c, struct srv_req *q)
 	q->done = 0;
 	q->err = 0;
 	c->inflight++;
+	if (req_is_long(q))
+		c->inflight_long++;
 	if ((q->r.type == NBD_CMD_READ || q->r.type == NBD_CMD_WRITE) && q->r.length == 0) {
 		finish(q, 0);   /* nothing to move; a 0-byte transfer would read as EOF */
 		return;

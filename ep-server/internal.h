@@ -232,6 +232,7 @@ struct srv_conn {
 	bool bell_armed;        /* ops->arm said "sleep": disarm after the wait */
 	unsigned poll_events;   /* what the armed poll waits for */
 	unsigned inflight;      /* requests handed to the engine, not yet replied */
+	unsigned inflight_long; /* of those, READ/WRITE of NPT_LONG_XFER bytes or more */
 	struct nbdp_server *hs;
 	uint8_t hsbuf[SRV_HS_BUF];
 	size_t hslen;

@@ -378,7 +378,7 @@ static void wait_us(struct srv_worker *w, unsigned us)
 static bool idle_wait(struct srv_worker *w, bool busy_poll, bool stopping)
 {
 	bool bells = false, pending = false, serving = false;
-	unsigned us = 0;
+	unsigned us = 0, inflight = 0, inflight_long = 0;
 
 	/* Channels without a doorbell need the back-off like fd-less ones. */
 	for (struct srv_conn *c = w->conns; c; c = c->next) {
@@ -386,6 +386,8 @@ static bool idle_wait(struct srv_worker *w, bool busy_poll, bool stopping)
 
 		if (c->state == SRV_C_TRANSMISSION)
 			serving = true;
+		inflight += c->inflight;
+		inflight_long += c->inflight_long;
 		if (!c->ops->arm || c->state == SRV_C_CLOSING)
 			continue;
 		if (c->ops->poll_fd(c, &ev) < 0)
@@ -401,10 +403,13 @@ static bool idle_wait(struct srv_worker *w, bool busy_poll, bool stopping)
 			submit_pending(w);
 			return true;
 		}
-	} else if ((bells || serving) && npt_backoff_spin(&w->backoff)) {
+	} else if ((bells || serving) && !(inflight && inflight_long == inflight) &&
+	           npt_backoff_spin(&w->backoff)) {
 		/* the next request is likely within a round trip: keep polling
 		 * (rings in memory; sockets by their non-blocking recv in the
-		 * pump) rather than sleep and pay a wake-up per request */
+		 * pump) rather than sleep and pay a wake-up per request; not
+		 * while only long transfers are in flight (NPT_LONG_XFER):
+		 * their CQEs wake us */
 		submit_pending(w);
 		return true;
 	}

@@ -13,8 +13,9 @@
  * flight; their completions and the link's completions are both polled from
  * memory, so a busy relay makes one io_uring_enter per loop turn at most and
  * none while it only waits for the link. When idle it polls on for
- * NPT_BELL_SPIN_US (200 µs by default, yielding the core on each poll),
- * then arms the channel's doorbell and sleeps in io_uring on the socket
+ * NPT_BELL_SPIN_US (200 µs by default, yielding the core on each poll;
+ * not when only transfers of NPT_LONG_XFER or more are in flight), then
+ * arms the channel's doorbell and sleeps in io_uring on the socket
  * and the doorbell (also while requests are in flight: the EP rings when it
  * completes one). A channel without a doorbell is polled with back-off.
  *
@@ -136,6 +137,7 @@ struct relay {
 
 	unsigned inflight_parents;
 	unsigned inflight_chunks; /* submitted to the link, not completed */
+	unsigned inflight_long;   /* of those, READ/WRITE chunks of NPT_LONG_XFER or more */
 	unsigned bufs_held;       /* payload buffers allocated and not freed */
 	int fatal;                /* -errno ending the relay */
 	int close_code;           /* -errno to return once the replies are out */
@@ -391,6 +393,14 @@ static void pump_replies(struct relay *r)
 
 /* ---------------------------------------------------------- link side */
 
+/* A chunk whose transfer outlasts the poll before sleeping (NPT_LONG_XFER). */
+static bool chunk_is_long(const struct relay *r, const struct chunk *c)
+{
+	uint16_t t = r->parents[c->parent].req.type;
+
+	return c->len >= NPT_LONG_XFER && (t == NBD_CMD_READ || t == NBD_CMD_WRITE);
+}
+
 static void submit_queued(struct relay *r)
 {
 	while (r->sq_head >= 0) {
@@ -416,6 +426,8 @@ static void submit_queued(struct relay *r)
 		}
 		c->state = CH_INFLIGHT;
 		r->inflight_chunks++;
+		if (chunk_is_long(r, c))
+			r->inflight_long++;
 		r->sq_head = c->qnext;
 		if (r->sq_head < 0)
 			r->sq_tail = -1;
@@ -491,6 +503,8 @@ static void complete_one(struct relay *r, const struct npt_hcomp *hc)
 	c->state = CH_DONE;
 	c->err = rep.error;
 	r->inflight_chunks--;
+	if (chunk_is_long(r, c))
+		r->inflight_long--;
 	pi = c->parent;
 	p = &r->parents[pi];
 	p->completed++;
@@ -987,7 +1001,11 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 			continue;
 		}
 		if (bell_fd >= 0) {
-			bool spin = npt_backoff_spin(&bo);
+			/* Only long transfers in flight: the EP's doorbell ends the
+			 * sleep when one completes, and fio's next request comes no
+			 * sooner than it has taken in a long reply. */
+			bool only_long = r->inflight_chunks && r->inflight_long == r->inflight_chunks;
+			bool spin = !only_long && npt_backoff_spin(&bo);
 
 			if (!spin && sleep_on_bell(r, bell_fd)) {
 				sq_deferred = false;   /* submitted by the wait */

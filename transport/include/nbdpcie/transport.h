@@ -187,6 +187,12 @@ unsigned npt_backoff_next_us(struct npt_backoff *b);  /* 0 = keep spinning; else
  * core on each call: see docs/performance.md "Yielding spin"), false once
  * it is time to arm and sleep. */
 bool     npt_backoff_spin(struct npt_backoff *b);
+/* A READ or WRITE at least this long keeps the other side busy for longer
+ * than the poll above lasts (a 256 KiB copy takes ~50-100 µs, 1 MiB several
+ * hundred): a loop whose work in flight is only such transfers arms and
+ * sleeps at once, since its poll would end empty and only cost CPU (see
+ * docs/performance.md "Yielding spin"). */
+#define NPT_LONG_XFER (256u * 1024)
 
 #ifdef __cplusplus
 }
