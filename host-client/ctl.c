@@ -133,8 +133,13 @@ int npc_ctl_who(const char *link, char *who, size_t wholen)
 		return r;
 	if (strncmp(who, "PID ", 4) == 0)
 		memmove(who, who + 4, strlen(who + 4) + 1);
-	else
-		snprintf(who, wholen, "(unknown: %s)", who[0] ? who : "no answer");
+	else {
+		/* snprintf must not read the buffer it writes */
+		char ans[128];
+
+		snprintf(ans, sizeof(ans), "%s", who[0] ? who : "no answer");
+		snprintf(who, wholen, "(unknown: %s)", ans);
+	}
 	return 0;
 }
 
