@@ -59,6 +59,10 @@
  * into one sendmsg (the kernel's UIO_MAXIOV is 1024; 64 fills a socket). */
 #define RELAY_OUTQ 2048
 #define RELAY_SEND_IOV 64
+/* Downstream send buffer: a 1 MiB READ reply leaves in one sendmsg instead
+ * of about five partial ones, each waking the reader (the default is 208 KiB;
+ * the kernel caps the request at net.core.wmem_max). */
+#define RELAY_SNDBUF (4 << 20)
 /* How often a busy loop checks the channel's status (loop turns). */
 #define RELAY_STATUS_EVERY 256
 
@@ -931,6 +935,9 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 		return ret;
 	}
 	r->ring_ok = true;
+	/* best effort: without it replies just leave in more pieces */
+	int sndbuf = RELAY_SNDBUF;
+	setsockopt(conf->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	for (int i = RELAY_SLOTS - 1; i >= 0; i--) {
 		r->chunks[i].qnext = i + 1 < RELAY_SLOTS ? i + 1 : -1;
 	}
