@@ -188,6 +188,7 @@ static int open_channels(struct device *d, bool first, char *err, size_t errlen)
 			return -errno;
 		d->c[i].fd = sv[0];
 		d->c[i].kfd = sv[1];
+		npc_sock_sndbuf(sv[1]);   /* the kernel sends WRITE payloads on it */
 	}
 	return 0;
 }

@@ -59,10 +59,6 @@
  * into one sendmsg (the kernel's UIO_MAXIOV is 1024; 64 fills a socket). */
 #define RELAY_OUTQ 2048
 #define RELAY_SEND_IOV 64
-/* Downstream send buffer: a 1 MiB READ reply leaves in one sendmsg instead
- * of about five partial ones, each waking the reader (the default is 208 KiB;
- * the kernel caps the request at net.core.wmem_max). */
-#define RELAY_SNDBUF (4 << 20)
 /* How often a busy loop checks the channel's status (loop turns). */
 #define RELAY_STATUS_EVERY 256
 
@@ -849,6 +845,14 @@ static int drain_cqes(struct relay *r)
 
 /* ------------------------------------------------------------ the loop */
 
+void npc_sock_sndbuf(int fd)
+{
+	int size = NPC_SOCK_SNDBUF;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)))
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+}
+
 static bool idle_done(const struct relay *r)
 {
 	/* Downstream closed in the middle of a request: nothing more can be
@@ -935,9 +939,7 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 		return ret;
 	}
 	r->ring_ok = true;
-	/* best effort: without it replies just leave in more pieces */
-	int sndbuf = RELAY_SNDBUF;
-	setsockopt(conf->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	npc_sock_sndbuf(conf->fd);
 	for (int i = RELAY_SLOTS - 1; i >= 0; i--) {
 		r->chunks[i].qnext = i + 1 < RELAY_SLOTS ? i + 1 : -1;
 	}
