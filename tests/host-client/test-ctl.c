@@ -59,27 +59,28 @@ static void ask(const char *answer, char *who, size_t wholen, int *ret, char *qu
 	strcpy(question, h.question);
 }
 
-static void test_pid_answer(void **state)
+/* The holder was asked WHO and its answer gave `want`. */
+static void expect_who(const char *answer, const char *want)
 {
 	char who[64], q[64];
 	int r;
 
-	(void)state;
-	ask("PID 4242\n", who, sizeof(who), &r, q);
+	ask(answer, who, sizeof(who), &r, q);
 	assert_int_equal(r, 0);
 	assert_string_equal(q, "WHO\n");
-	assert_string_equal(who, "4242");
+	assert_string_equal(who, want);
+}
+
+static void test_pid_answer(void **state)
+{
+	(void)state;
+	expect_who("PID 4242\n", "4242");
 }
 
 static void test_other_answer(void **state)
 {
-	char who[64], q[64];
-	int r;
-
 	(void)state;
-	ask("HELLO THERE\n", who, sizeof(who), &r, q);
-	assert_int_equal(r, 0);
-	assert_string_equal(who, "(unknown: HELLO THERE)");
+	expect_who("HELLO THERE\n", "(unknown: HELLO THERE)");
 }
 
 static void test_long_answer_truncated(void **state)
