@@ -20,6 +20,7 @@
 
 #include "common/compiler.h"
 #include "common/endian.h"
+#include "common/sock.h"
 #include "internal.h"
 
 /* Input buffer: many small requests arrive in one recv. */
@@ -41,9 +42,6 @@
 #define BUF_CACHE_SLOTS 16
 #define BUF_CACHE_MAX_CAP (8u << 20)
 #define BUF_MIN_CAP 4096u
-/* Send buffer asked for per socket (bytes): four 1 MiB READ replies in
- * flight without waiting for POLLOUT (the kernel caps it at wmem_max). */
-#define SOCK_SNDBUF (4 << 20)
 /* Replies gathered into one sendmsg: a QD32 batch of 4 KiB READ replies in
  * one system call instead of 32 (2 iovecs each, far below UIO_MAXIOV). */
 #define SOCK_SEND_REPLIES 32
@@ -115,10 +113,7 @@ static void *buf_get(struct sock_conn *s, uint32_t len, uint32_t *cap)
 	if (s->budget + s->cached + want > SRV_CONN_PAYLOAD_BUDGET)
 		cache_drop_all(s);
 	*cap = want;
-	/* Page-aligned: the kernel copies file data into it (a read from the
-	 * page cache); malloc's 16-byte offset into a page made that copy
-	 * several times slower (docs/performance.md, item 7). */
-	p = aligned_alloc(4096, (want + 4095) & ~(size_t)4095);
+	p = nbdpcie_page_alloc(want);   /* the kernel copies file data into it */
 	if (p)
 		s->budget += want;
 	return p;
@@ -538,12 +533,7 @@ struct srv_conn *srv_sock_conn_new(struct srv_server *srv, int fd, bool tcp)
 	c = &s->base;
 	srv_conn_init(c, tcp ? &sock_tcp_ops : &sock_unix_ops, srv);
 	s->fd = fd;
-	/* Larger socket buffers: a 1 MiB READ reply leaves in one or two
-	 * sends instead of five wake-ups. Beyond net.core.wmem_max (212992 on
-	 * a default Debian) when allowed (CAP_NET_ADMIN), else up to it. */
-	int sbuf = SOCK_SNDBUF;
-	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sbuf, sizeof(sbuf)))
-		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sbuf, sizeof(sbuf));
+	nbdpcie_sock_sndbuf(fd);   /* a 1 MiB READ reply leaves in one or two sends */
 	fl = fcntl(fd, F_GETFL);
 	if (fl >= 0)
 		fcntl(fd, F_SETFL, fl | O_NONBLOCK);

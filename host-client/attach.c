@@ -32,6 +32,7 @@
 #include <linux/nbd-netlink.h>
 #include <nbdproto/client.h>
 
+#include <common/sock.h>
 #include "internal.h"
 
 /* Dead connection timeout with -p and no -T: how long the kernel holds I/O
@@ -188,7 +189,7 @@ static int open_channels(struct device *d, bool first, char *err, size_t errlen)
 			return -errno;
 		d->c[i].fd = sv[0];
 		d->c[i].kfd = sv[1];
-		npc_sock_sndbuf(sv[1]);   /* the kernel sends WRITE payloads on it */
+		nbdpcie_sock_sndbuf(sv[1]);   /* the kernel sends WRITE payloads on it */
 	}
 	return 0;
 }

@@ -68,16 +68,6 @@ int npc_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
  * so local NBD tools get the same limit as the server's own sockets. (The
  * kernel attach path keeps the kernel's 32 MiB, NBDP_DEFAULT_MAX_PAYLOAD.) */
 #define NPC_LOCAL_MAX_REQUEST (64u << 20)
-/* Send buffer of the stream sockets carrying NBD data (the relay's end, and
- * the kernel's end of an attached device's socketpair): a 1 MiB READ reply
- * or WRITE request leaves in one send instead of about five partial ones,
- * each waking the reader (the default is 208 KiB). docs/performance.md,
- * item 6. */
-#define NPC_SOCK_SNDBUF (4 << 20)
-/* Gives fd that send buffer: beyond net.core.wmem_max when the process may
- * (CAP_NET_ADMIN, which attaching needs anyway), else up to that cap. Best
- * effort: without it data just leaves in more pieces. */
-void npc_sock_sndbuf(int fd);
 
 enum npc_mode {
 	NPC_MODE_ATTACH,      /* -pcie LINK [opts] /dev/nbdX */

@@ -36,6 +36,7 @@
 #include <time.h>
 
 #include <common/endian.h>
+#include <common/sock.h>
 #include <common/uring.h>
 #include <liburing.h>
 #include <nbdproto/nbd.h>
@@ -845,14 +846,6 @@ static int drain_cqes(struct relay *r)
 
 /* ------------------------------------------------------------ the loop */
 
-void npc_sock_sndbuf(int fd)
-{
-	int size = NPC_SOCK_SNDBUF;
-
-	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)))
-		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
-}
-
 static bool idle_done(const struct relay *r)
 {
 	/* Downstream closed in the middle of a request: nothing more can be
@@ -925,9 +918,7 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 	r->errlen = errlen;
 	r->stats = stats;
 	err[0] = '\0';
-	/* page-aligned: the kernel's copy into a buffer 16 bytes past a page
-	 * boundary (malloc's) is slow here (docs/performance.md, item 7) */
-	r->rx = aligned_alloc(4096, RELAY_RX_BUF);
+	r->rx = nbdpcie_page_alloc(RELAY_RX_BUF);   /* the kernel copies WRITE payloads in */
 	if (!r->rx) {
 		free(r);
 		return -ENOMEM;
@@ -941,7 +932,7 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 		return ret;
 	}
 	r->ring_ok = true;
-	npc_sock_sndbuf(conf->fd);
+	nbdpcie_sock_sndbuf(conf->fd);
 	for (int i = RELAY_SLOTS - 1; i >= 0; i--) {
 		r->chunks[i].qnext = i + 1 < RELAY_SLOTS ? i + 1 : -1;
 	}
