@@ -230,7 +230,8 @@ void srv_engine_submit(struct srv_conn *c, struct srv_req *q)
 	q->done = 0;
 	q->err = 0;
 	c->inflight++;
-	if (req_is_long(q))
+	c->last_long = req_is_long(q);
+	if (c->last_long)
 		c->inflight_long++;
 	if ((q->r.type == NBD_CMD_READ || q->r.type == NBD_CMD_WRITE) && q->r.length == 0) {
 		finish(q, 0);   /* nothing to move; a 0-byte transfer would read as EOF */

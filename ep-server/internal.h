@@ -233,6 +233,7 @@ struct srv_conn {
 	unsigned poll_events;   /* what the armed poll waits for */
 	unsigned inflight;      /* requests handed to the engine, not yet replied */
 	unsigned inflight_long; /* of those, READ/WRITE of NPT_LONG_XFER bytes or more */
+	bool last_long;         /* the request submitted last was such a request */
 	struct nbdp_server *hs;
 	uint8_t hsbuf[SRV_HS_BUF];
 	size_t hslen;

@@ -379,6 +379,7 @@ static bool idle_wait(struct srv_worker *w, bool busy_poll, bool stopping)
 {
 	bool bells = false, pending = false, serving = false;
 	unsigned us = 0, inflight = 0, inflight_long = 0;
+	bool after_long = true;   /* every connection's last request was long */
 
 	/* Channels without a doorbell need the back-off like fd-less ones. */
 	for (struct srv_conn *c = w->conns; c; c = c->next) {
@@ -388,6 +389,8 @@ static bool idle_wait(struct srv_worker *w, bool busy_poll, bool stopping)
 			serving = true;
 		inflight += c->inflight;
 		inflight_long += c->inflight_long;
+		if (!c->last_long)
+			after_long = false;
 		if (!c->ops->arm || c->state == SRV_C_CLOSING)
 			continue;
 		if (c->ops->poll_fd(c, &ev) < 0)
@@ -403,13 +406,15 @@ static bool idle_wait(struct srv_worker *w, bool busy_poll, bool stopping)
 			submit_pending(w);
 			return true;
 		}
-	} else if ((bells || serving) && !(inflight && inflight_long == inflight) &&
+	} else if ((bells || serving) && !(inflight ? inflight_long == inflight : after_long) &&
 	           npt_backoff_spin(&w->backoff)) {
 		/* the next request is likely within a round trip: keep polling
 		 * (rings in memory; sockets by their non-blocking recv in the
 		 * pump) rather than sleep and pay a wake-up per request; not
 		 * while only long transfers are in flight (NPT_LONG_XFER):
-		 * their CQEs wake us */
+		 * their CQEs wake us; nor with none in flight after long
+		 * ones: the next request of such a stream comes no sooner
+		 * than its peer has moved the last one's payload */
 		submit_pending(w);
 		return true;
 	}

@@ -139,6 +139,7 @@ struct relay {
 	unsigned inflight_parents;
 	unsigned inflight_chunks; /* submitted to the link, not completed */
 	unsigned inflight_long;   /* of those, READ/WRITE chunks of NPT_LONG_XFER or more */
+	bool last_long;           /* the chunk submitted last was such a chunk */
 	unsigned bufs_held;       /* payload buffers allocated and not freed */
 	int fatal;                /* -errno ending the relay */
 	int close_code;           /* -errno to return once the replies are out */
@@ -427,7 +428,8 @@ static void submit_queued(struct relay *r)
 		}
 		c->state = CH_INFLIGHT;
 		r->inflight_chunks++;
-		if (chunk_is_long(r, c))
+		r->last_long = chunk_is_long(r, c);
+		if (r->last_long)
 			r->inflight_long++;
 		r->sq_head = c->qnext;
 		if (r->sq_head < 0)
@@ -1003,10 +1005,13 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 			continue;
 		}
 		if (bell_fd >= 0) {
-			/* Only long transfers in flight: the EP's doorbell ends the
-			 * sleep when one completes, and fio's next request comes no
-			 * sooner than it has taken in a long reply. */
-			bool only_long = r->inflight_chunks && r->inflight_long == r->inflight_chunks;
+			/* Only long transfers in flight, or none after a long one:
+			 * the EP's doorbell ends the sleep when one completes, and
+			 * the client's next request of a stream of long transfers
+			 * comes no sooner than it has sent or taken in the last
+			 * one's payload (the socket wakes us). */
+			bool only_long = r->inflight_chunks ? r->inflight_long == r->inflight_chunks
+			                                    : r->last_long;
 			bool spin = !only_long && npt_backoff_spin(&bo);
 
 			if (!spin && sleep_on_bell(r, bell_fd)) {
