@@ -2,7 +2,9 @@
  * to it (handshake, then transmission through the engine). When idle with
  * connections in transmission, the worker polls on for NPT_BELL_SPIN_US
  * (200 µs by default, yielding the core on each poll: sockets by their
- * non-blocking recv, PCIe channels in memory), then sleeps in io_uring:
+ * non-blocking recv, PCIe channels in memory; not while only transfers of
+ * NPT_LONG_XFER or more are in flight, nor when none is after one), then
+ * sleeps in io_uring:
  * socket connections on polls of their fds, PCIe channels on their
  * doorbells (npt_chan_arm), at most NPT_WAIT_MAX_MS so that the link
  * checks keep their cadence. A channel without a doorbell (a peer that does

@@ -4,7 +4,8 @@
  * Per request: the 28-byte header is parsed from the socket stream and
  * validated once (nbdp_validate_request); WRITE payloads are received into
  * payload buffers that the link carries (directly by recv for large chunks,
- * through the small receive buffer otherwise); requests larger than the
+ * through the small receive buffer otherwise; after such a write the next
+ * header is received alone, so that its payload is not); requests larger than the
  * link's max_xfer are split into chunks and their replies merged (the first
  * error wins). Replies are sent with sendmsg over an iovec list that points
  * at the reply headers and straight at the READ payload buffers.
@@ -14,7 +15,8 @@
  * memory, so a busy relay makes one io_uring_enter per loop turn at most and
  * none while it only waits for the link. When idle it polls on for
  * NPT_BELL_SPIN_US (200 µs by default, yielding the core on each poll;
- * not when only transfers of NPT_LONG_XFER or more are in flight), then
+ * not when only transfers of NPT_LONG_XFER or more are in flight, nor
+ * when none is after one), then
  * arms the channel's doorbell and sleeps in io_uring on the socket
  * and the doorbell (also while requests are in flight: the EP rings when it
  * completes one). A channel without a doorbell is polled with back-off.
@@ -126,6 +128,9 @@ struct relay {
 	uint32_t rx_left;         /* RX_PAYLOAD: payload bytes of the request not yet in a chunk;
 	                             RX_DISCARD: bytes to drop */
 	bool rx_close_after;      /* RX_DISCARD ends in closing (unskippable) */
+	bool rx_hdr_only;         /* the last request was a write received directly:
+	                             receive the next header alone, not the start
+	                             of its payload (which would be copied) */
 	bool recv_busy, recv_direct, eof;
 	bool send_busy;
 	bool bell_busy;           /* a poll on the doorbell is in the kernel */
@@ -620,6 +625,7 @@ static int start_request(struct relay *r, const uint8_t *raw)
 	}
 	r->parents[pi].nchunks = (q.type == NBD_CMD_READ || q.type == NBD_CMD_WRITE)
 		? (q.length + r->conf->max_xfer - 1) / r->conf->max_xfer : 1;
+	r->rx_hdr_only = q.type == NBD_CMD_WRITE && q.length >= RELAY_DIRECT_RECV;
 	if (q.type == NBD_CMD_WRITE) {
 		r->rx_state = RX_PAYLOAD;
 		r->rx_parent = pi;
@@ -738,6 +744,8 @@ static void post_recv(struct relay *r)
 		return;              /* full: headers wait for request slots */
 	dst = r->rx + r->rx_end;
 	len = RELAY_RX_BUF - r->rx_end;
+	if (r->rx_state == RX_HDR && r->rx_hdr_only && r->rx_end - r->rx_start < NBD_REQUEST_SIZE)
+		len = NBD_REQUEST_SIZE - (r->rx_end - r->rx_start);
 post:
 	sqe = io_uring_get_sqe(&r->ring);
 	if (!sqe)
