@@ -709,14 +709,13 @@ static void process_rx(struct relay *r)
 
 enum { UD_RECV = 1, UD_SEND = 2, UD_BELL = 3 };
 
-static void post_recv(struct relay *r)
+/* Where the next receive goes: straight into the payload buffer of the
+ * write being received, or the receive buffer; false when nothing should be
+ * received now. */
+static bool recv_target(struct relay *r, void **dst, size_t *len)
 {
-	struct io_uring_sqe *sqe;
-	void *dst;
-	size_t len;
-
 	if (r->recv_busy || r->eof || r->rx_state == RX_STOP || r->fatal)
-		return;
+		return false;
 	r->recv_direct = false;
 	if (r->rx_state == RX_PAYLOAD && r->rx_start == r->rx_end) {
 		if (r->rx_chunk < 0)
@@ -724,13 +723,13 @@ static void post_recv(struct relay *r)
 		if (r->rx_chunk >= 0) {
 			struct chunk *c = &r->chunks[r->rx_chunk];
 			if (c->len - c->filled >= RELAY_DIRECT_RECV) {
-				dst = (uint8_t *)c->buf.ptr + c->filled;
-				len = c->len - c->filled;
+				*dst = (uint8_t *)c->buf.ptr + c->filled;
+				*len = c->len - c->filled;
 				r->recv_direct = true;
-				goto post;
+				return true;
 			}
 		} else if (r->rx_state == RX_PAYLOAD) {
-			return;          /* waiting for payload space */
+			return false;    /* waiting for payload space */
 		}
 	}
 	if (r->rx_start == r->rx_end)
@@ -741,12 +740,24 @@ static void post_recv(struct relay *r)
 		r->rx_start = 0;
 	}
 	if (r->rx_end == RELAY_RX_BUF)
-		return;              /* full: headers wait for request slots */
-	dst = r->rx + r->rx_end;
-	len = RELAY_RX_BUF - r->rx_end;
+		return false;        /* full: headers wait for request slots */
+	*dst = r->rx + r->rx_end;
+	*len = RELAY_RX_BUF - r->rx_end;
 	if (r->rx_state == RX_HDR && r->rx_hdr_only && r->rx_end - r->rx_start < NBD_REQUEST_SIZE)
-		len = NBD_REQUEST_SIZE - (r->rx_end - r->rx_start);
-post:
+		*len = NBD_REQUEST_SIZE - (r->rx_end - r->rx_start);
+	return true;
+}
+
+/* A receive through io_uring: completes when data comes (the kernel polls
+ * the socket for us), so it wakes a sleeping relay. */
+static void post_recv(struct relay *r)
+{
+	struct io_uring_sqe *sqe;
+	void *dst;
+	size_t len;
+
+	if (!recv_target(r, &dst, &len))
+		return;
 	sqe = io_uring_get_sqe(&r->ring);
 	if (!sqe)
 		return;
@@ -836,6 +847,26 @@ static void on_send(struct relay *r, int res)
 	}
 }
 
+/* A non-blocking receive on the spot, for a relay that polls: an io_uring
+ * receive on an empty socket arms a poll on it (and its wake-up queues task
+ * work), which costs more than a recv that finds nothing. 1 when data (or
+ * EOF, or an error) came in. */
+static int try_recv(struct relay *r)
+{
+	void *dst;
+	size_t len;
+	ssize_t n;
+
+	if (!recv_target(r, &dst, &len))
+		return 0;
+	n = recv(r->conf->fd, dst, len, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return 0;
+	r->recv_busy = true;     /* on_recv ends it, as for a completion */
+	on_recv(r, n < 0 ? -errno : (int)n);
+	return 1;
+}
+
 static int drain_cqes(struct relay *r)
 {
 	struct io_uring_cqe *cqe;
@@ -888,6 +919,7 @@ static bool sleep_on_bell(struct relay *r, int bell_fd)
 					.tv_nsec = (long long)(NPT_WAIT_MAX_MS % 1000) * 1000000 };
 	struct io_uring_cqe *cqe;
 
+	post_recv(r);            /* the socket wakes us too */
 	if (!r->bell_busy) {
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
 
@@ -984,7 +1016,12 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 			r->fatal = r->close_code;
 			break;
 		}
-		post_recv(r);
+		/* With a doorbell the loop polls the socket by non-blocking
+		 * recv and arms a receive only to sleep on (sleep_on_bell). */
+		if (bell_fd >= 0)
+			work += try_recv(r);
+		else
+			post_recv(r);
 		post_send(r);
 		/* With a doorbell, new socket operations wait one loop turn: if
 		 * that turn finds nothing else, the sleep submits them in the
