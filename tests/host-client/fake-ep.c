@@ -144,3 +144,34 @@ const struct npc_upstream_ops fake_ep_ops = {
 	.buf_alloc = f_alloc, .buf_free = f_free, .submit = f_submit, .reap = f_reap,
 	.status = f_status, .error = f_error,
 };
+
+static int f_wait_fd(void *ctx)
+{
+	return ((struct fake *)ctx)->bell_fd;
+}
+
+/* true: work is pending, do not sleep (npt_chan_arm). */
+static bool f_arm(void *ctx)
+{
+	struct fake *f = ctx;
+	bool pending;
+
+	pthread_mutex_lock(&f->mu);
+	pending = f->nq > 0 || f->dead;
+	if (!pending)
+		f->sleeps++;
+	pthread_mutex_unlock(&f->mu);
+	return pending;
+}
+
+static void f_disarm(void *ctx, bool rung)
+{
+	(void)ctx;
+	(void)rung;
+}
+
+const struct npc_upstream_ops fake_ep_bell_ops = {
+	.buf_alloc = f_alloc, .buf_free = f_free, .submit = f_submit, .reap = f_reap,
+	.status = f_status, .error = f_error,
+	.wait_fd = f_wait_fd, .arm = f_arm, .disarm = f_disarm,
+};

@@ -21,9 +21,16 @@ struct fake {
 	bool dead;
 	bool bogus_cookie;            /* answer with a cookie never sent */
 	unsigned submits, max_len_seen;
+	int bell_fd;                  /* fake_ep_bell_ops: an eventfd, never rung (every
+	                                 queued request is answered at the next reap) */
+	unsigned sleeps;              /* fake_ep_bell_ops: arms that let the relay sleep */
 	pthread_mutex_t mu;
 };
 
 extern const struct npc_upstream_ops fake_ep_ops;
+/* The same EP with a doorbell: the relay then polls its socket by
+ * non-blocking recv and sleeps on the socket and the doorbell when idle, as
+ * on a real link (bell_fd must be set). */
+extern const struct npc_upstream_ops fake_ep_bell_ops;
 
 #endif

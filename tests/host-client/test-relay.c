@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -60,6 +62,7 @@ static struct harness *start(uint32_t max_xfer, uint32_t area, uint16_t tflags)
 	h->f.ring = 128;
 	h->f.err_off = UINT64_MAX;
 	h->f.die_after = -1;
+	h->f.bell_fd = -1;
 	pthread_mutex_init(&h->f.mu, NULL);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	h->sock = sv[0];
@@ -72,6 +75,14 @@ static struct harness *start(uint32_t max_xfer, uint32_t area, uint16_t tflags)
 	h->conf.limits.max_payload = 32u << 20;
 	h->conf.max_xfer = max_xfer;
 	return h;
+}
+
+/* The EP with a doorbell (fake_ep_bell_ops), as links with doorbells are. */
+static void use_bell(struct harness *h)
+{
+	h->f.bell_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	assert_true(h->f.bell_fd >= 0);
+	h->conf.up = &fake_ep_bell_ops;
 }
 
 static void run(struct harness *h)
@@ -87,6 +98,8 @@ static int finish(struct harness *h)
 	pthread_join(h->th, NULL);
 	ret = h->ret;
 	assert_int_equal(h->f.area_used, 0);  /* every payload buffer went back */
+	if (h->f.bell_fd >= 0)
+		close(h->f.bell_fd);
 	free(h->f.disk);
 	free(h);
 	return ret;
@@ -530,6 +543,89 @@ static void small_ring_applies_backpressure(void **s)
 	assert_int_equal(finish(h), 0);
 }
 
+/* Writes of mixed sizes, one after the other in the stream: long ones are
+ * received straight into the link's buffers (and the header after each
+ * alone), short ones through the receive buffer; then read back. With
+ * `pause`, each waits for its reply and the client stays silent for 5 ms,
+ * long enough for the relay to stop polling and sleep. */
+static void mixed_writes(struct harness *h, bool pause)
+{
+	static const uint32_t lens[] = { 1u << 20, 4096, 512u << 10, 100, 3u << 20, 65536,
+					 65535, 28, 1u << 20, 1 };
+	enum { N = sizeof(lens) / sizeof(lens[0]) };
+	uint64_t off[N], end = 0;
+	uint8_t *data, *back;
+	bool seen[N] = { false };
+
+	for (unsigned k = 0; k < N; k++) {
+		off[k] = end;
+		end += lens[k] + 4096;   /* gaps the writes must not touch */
+	}
+	data = malloc(end);
+	back = malloc(end);
+	assert_non_null(data);
+	assert_non_null(back);
+	memcpy(data, h->f.disk, end);
+	for (unsigned k = 0; k < N; k++)
+		for (uint32_t i = 0; i < lens[k]; i++)
+			data[off[k] + i] = (uint8_t)(i * 13 + k * 71 + 1);
+	run(h);
+	for (unsigned k = 0; k < N; k++) {
+		send_req(h, NBD_CMD_WRITE, 0, k, off[k], lens[k], data + off[k], false);
+		if (pause) {
+			struct nbd_simple_reply rep = recv_reply(h, false);
+			assert_int_equal(rep.cookie, k);
+			assert_int_equal(rep.error, 0);
+			nanosleep(&(struct timespec){ .tv_nsec = 5 * 1000 * 1000 }, NULL);
+		}
+	}
+	for (unsigned k = 0; !pause && k < N; k++) {
+		struct nbd_simple_reply rep = recv_reply(h, false);
+		assert_true(rep.cookie < N);
+		assert_false(seen[rep.cookie]);
+		seen[rep.cookie] = true;
+		assert_int_equal(rep.error, 0);
+	}
+	assert_int_equal(LOCKED(h, memcmp(h->f.disk, data, end)), 0);
+	send_req(h, NBD_CMD_READ, 0, 100, 0, (uint32_t)end, NULL, false);
+	struct nbd_simple_reply rep = recv_reply(h, false);
+	assert_int_equal(rep.cookie, 100);
+	assert_int_equal(rep.error, 0);
+	recv_all(h->sock, back, end, false);
+	assert_memory_equal(back, data, end);
+	disc(h);
+	free(data);
+	free(back);
+}
+
+static void mixed_writes_in_one_stream(void **s)
+{
+	struct harness *h = start(1u << 20, 8u << 20, 0);
+
+	mixed_writes(h, false);
+	assert_int_equal(finish(h), 0);
+}
+
+static void mixed_writes_in_one_stream_with_doorbell(void **s)
+{
+	struct harness *h = start(1u << 20, 8u << 20, 0);
+
+	use_bell(h);
+	mixed_writes(h, false);
+	assert_int_equal(finish(h), 0);
+}
+
+static void relay_with_doorbell_sleeps_between_requests_and_wakes_on_socket(void **s)
+{
+	struct harness *h = start(1u << 20, 8u << 20, 0);
+
+	use_bell(h);
+	mixed_writes(h, true);
+	/* it slept at least once per pause, each ended by the next request */
+	assert_true(LOCKED(h, h->f.sleeps) >= 9);
+	assert_int_equal(finish(h), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -552,6 +648,9 @@ int main(void)
 		cmocka_unit_test(eof_mid_payload_ends_cleanly),
 		cmocka_unit_test(small_ring_applies_backpressure),
 		cmocka_unit_test(chunk_larger_than_payload_area_fails_with_reason),
+		cmocka_unit_test(mixed_writes_in_one_stream),
+		cmocka_unit_test(mixed_writes_in_one_stream_with_doorbell),
+		cmocka_unit_test(relay_with_doorbell_sleeps_between_requests_and_wakes_on_socket),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
