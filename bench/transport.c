@@ -28,6 +28,9 @@
 
 static double g_secs = 0.4;          /* per measurement point */
 static int g_cpu_host = 0, g_cpu_ep = 1;
+/* Shared with the forked EP: set by the host once it is done, so that the
+ * EP reports a channel that fails only when the host did not end it. */
+static int *g_host_done;
 
 static uint64_t now_ns(void)
 {
@@ -149,8 +152,13 @@ static int ep_main(const char *spec, const struct npt_link_params *p)
 	for (;;) {
 		int n = npt_ep_take(c, batch, 64), work = n;
 
-		if (n < 0)
+		if (n < 0) {
+			/* the host sees only "EP closed the link": say why here */
+			if (!__atomic_load_n(g_host_done, __ATOMIC_ACQUIRE))
+				fprintf(stderr, "bench ep: channel %u failed: %s (link: %s)\n",
+					npt_chan_index(c), strerror(-n), npt_link_error(l));
 			break;
+		}
 		for (int i = 0; i < n; i++) {
 			uint8_t rep[16];
 			struct npt_ereq *q = &reqs[batch[i].tag];
@@ -279,7 +287,7 @@ int main(int argc, char **argv)
 	struct npt_link *l;
 	struct npt_chan *c;
 	bool writes = false;
-	int ch, status;
+	int ch, status, rc = 0;
 	pid_t pid;
 
 	long only_size = -1, only_qd = -1;
@@ -303,6 +311,13 @@ int main(int argc, char **argv)
 
 	snprintf(path, sizeof(path), "/dev/shm/npt-bench-%d", (int)getpid());
 	snprintf(spec, sizeof(spec), "shm:%s%s", path, opts);
+	g_host_done = mmap(NULL, sizeof(*g_host_done), PROT_READ | PROT_WRITE,
+			   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (g_host_done == MAP_FAILED) {
+		fprintf(stderr, "bench: mmap: %s\n", strerror(errno));
+		return 1;
+	}
+	*g_host_done = 0;
 	fflush(stdout);
 	pid = fork();
 	if (pid == 0)
@@ -332,6 +347,7 @@ int main(int argc, char **argv)
 			r = measure(c, writes ? 1 : 0, sizes[si], qds[qi], &pt);
 			if (r) {
 				fprintf(stderr, "bench: %s: %s\n", strerror(-r), npt_chan_error(c));
+				rc = 1;
 				goto out;
 			}
 			printf("%8u %4u %10.2f %10.2f %12.0f %10.2f %12.1f %12.2f\n", sizes[si], qds[qi],
@@ -341,8 +357,9 @@ int main(int argc, char **argv)
 		}
 	}
 out:
+	__atomic_store_n(g_host_done, 1, __ATOMIC_RELEASE);
 	npt_chan_close(c);
 	npt_link_close(l);
 	waitpid(pid, &status, 0);
-	return 0;
+	return rc;
 }
