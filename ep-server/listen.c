@@ -24,9 +24,14 @@
 
 /* TCP listeners one listenaddr can resolve to (IPv4 + IPv6 and spares). */
 #define MAX_TCP 8
-/* How often the main loop looks for new channels on the links: a host's
- * connect waits at most this long (ms). */
+/* How often the main loop looks for new channels on the links (ms): every
+ * LINK_POLL_MS for LINK_BURST_MS after a channel came or a link changed
+ * state (a host opening several connections, one after the other, waits at
+ * most this long for each), else every LINK_CHECK_MS, the links' check
+ * cadence, so that an idle server wakes 25 times a second, not 200 (a
+ * host's first connect then waits up to 40 ms). */
 #define LINK_POLL_MS 5
+#define LINK_BURST_MS 2000
 /* How often links are checked (heartbeats): well inside NPT_HEARTBEAT_MS. */
 #define LINK_CHECK_MS 40
 /* Pending connections the kernel queues per listening socket: a host
@@ -217,8 +222,12 @@ static void accept_sock(struct srv_listen *l, int lfd, bool tcp)
 	srv_server_add_conn(l->srv, c, -1);
 }
 
-static void poll_links(struct srv_listen *l, bool check)
+/* Accepts the links' new channels (and checks the links when asked); the
+ * number of channels accepted and link state changes seen. */
+static unsigned poll_links(struct srv_listen *l, bool check)
 {
+	unsigned events = 0;
+
 	for (unsigned i = 0; i < l->nlinks; i++) {
 		struct link_ent *le = &l->links[i];
 		struct npt_chan *ch;
@@ -233,11 +242,14 @@ static void poll_links(struct srv_listen *l, bool check)
 					srv_log(LOG_NOTICE, "pcie %s: link down: %s", le->spec,
 					        npt_link_error(le->link));
 				le->up = st;
+				events++;
 			}
 		}
 		while (npt_chan_accept(le->link, &ch) == 0) {
 			struct srv_conn *c;
 			char what[200];
+
+			events++;
 			snprintf(what, sizeof(what), "pcie %s ch %u", le->spec, npt_chan_index(ch));
 			if (over_limit(l, what)) {
 				npt_chan_close(ch);
@@ -253,6 +265,7 @@ static void poll_links(struct srv_listen *l, bool check)
 			srv_server_add_conn(l->srv, c, (int)npt_chan_index(ch));
 		}
 	}
+	return events;
 }
 
 static uint64_t now_ms(void)
@@ -265,11 +278,12 @@ static uint64_t now_ms(void)
 int srv_listen_run(struct srv_listen *l, int stop_fd)
 {
 	struct pollfd pfd[MAX_TCP + 2];
-	uint64_t last_check = 0;
+	uint64_t last_check = 0, last_event = now_ms();
 
 	for (;;) {
 		unsigned n = 0;
-		int timeout = l->nlinks ? LINK_POLL_MS : -1;
+		int timeout = !l->nlinks ? -1
+		              : now_ms() - last_event < LINK_BURST_MS ? LINK_POLL_MS : LINK_CHECK_MS;
 
 		pfd[n++] = (struct pollfd){ .fd = stop_fd, .events = POLLIN };
 		for (unsigned i = 0; i < l->ntcp; i++)
@@ -299,7 +313,8 @@ int srv_listen_run(struct srv_listen *l, int stop_fd)
 			bool check = t - last_check >= LINK_CHECK_MS;
 			if (check)
 				last_check = t;
-			poll_links(l, check);
+			if (poll_links(l, check))
+				last_event = t;
 		}
 	}
 }
