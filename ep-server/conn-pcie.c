@@ -3,6 +3,7 @@
  * moves by DMA into EP-local memory (npt_ereq.local), where the engine reads
  * and writes them directly: no copy in the server. */
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -251,6 +252,24 @@ static bool pcie_drained(struct srv_conn *c)
 	return !p->defer_head && !p->fetching;
 }
 
+/* For the "closed" line: what the channel's DMA engine moved; on a shm
+ * link also the CPU its emulated copies took, which an EP's engine does
+ * not cost (bench/run reads it to tell that share from the server's own). */
+static void pcie_close_note(struct srv_conn *c, char *buf, size_t len)
+{
+	struct npt_chan_stats s;
+	int n;
+
+	npt_chan_get_stats(pc(c)->ch, &s);
+	if (!s.dma_xfers)
+		return;
+	n = snprintf(buf, len, "; DMA engine moved %" PRIu64 " bytes in %" PRIu64 " transfers",
+	             s.dma_bytes, s.dma_xfers);
+	if (s.dma_cpu_ns && n > 0 && (size_t)n < len)
+		snprintf(buf + n, len - (size_t)n, ", its emulated copies of %u KiB or more took %.6f s of CPU",
+		         NPT_LONG_XFER >> 10, (double)s.dma_cpu_ns / 1e9);
+}
+
 static void pcie_destroy(struct srv_conn *c)
 {
 	struct pcie_conn *p = pc(c);
@@ -291,6 +310,7 @@ static const struct srv_conn_ops pcie_ops = {
 	.disarm = pcie_disarm,
 	.drained = pcie_drained,
 	.destroy = pcie_destroy,
+	.close_note = pcie_close_note,
 };
 
 struct srv_conn *srv_pcie_conn_new(struct srv_server *srv, struct npt_link *l, struct npt_chan *ch,

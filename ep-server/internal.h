@@ -207,6 +207,9 @@ struct srv_conn_ops {
 	bool (*drained)(struct srv_conn *c);
 	/* Required: frees the connection (called once nothing is in flight). */
 	void (*destroy)(struct srv_conn *c);
+	/* Optional: text appended to the connection's "closed" log line
+	 * (statistics), "; ..." or left empty. */
+	void (*close_note)(struct srv_conn *c, char *buf, size_t len);
 };
 
 enum srv_conn_state { SRV_C_HANDSHAKE, SRV_C_TRANSMISSION, SRV_C_CLOSING };

@@ -242,13 +242,17 @@ static int hs_step(struct srv_conn *c)
 
 static void conn_free(struct srv_worker *w, struct srv_conn *c)
 {
+	char note[256] = "";
+
 	if (c->counted)
 		atomic_fetch_sub(&c->exp->nconn, 1);
 	atomic_fetch_sub(&w->srv->nconns, 1);
 	atomic_fetch_sub(&w->nconns, 1);
 	srv_cow_close(c->cow);
 	nbdp_server_free(c->hs);
-	srv_log(LOG_INFO, "%s: closed", c->desc);
+	if (c->ops->close_note)
+		c->ops->close_note(c, note, sizeof(note));
+	srv_log(LOG_INFO, "%s: closed%s", c->desc, note);
 	c->ops->destroy(c);
 }
 

@@ -585,6 +585,16 @@ pcie-nbdcopy)
     cmp "$T/src" "$T/disk" || die "backing file differs"
     n=$(grep -c "pcie .* export default" "$T/log")
     ok "nbdcopy round trip over the link, sha256 equal ($n channel connections)"
+    # every channel's "closed" line tells what the DMA engine moved: both
+    # copies' 48 MiB, and the CPU time of the emulated engine's long copies
+    for _ in $(seq 100); do
+        [ "$(grep -c "pcie .*: closed" "$T/log")" -ge "$n" ] && break; sleep 0.05
+    done
+    moved=$(sed -n 's/.*: closed; DMA engine moved \([0-9]*\) bytes.*/\1/p' "$T/log" | awk '{ s += $1 } END { print s + 0 }')
+    [ "$moved" -ge $(( 2 * 48 * 1048576 )) ] || die "DMA engine moved $moved bytes, not 2 x 48 MiB: $(grep closed "$T/log")"
+    grep -Eq "closed; DMA engine moved [0-9]+ bytes in [0-9]+ transfers, its emulated copies of 256 KiB or more took [0-9.]+ s of CPU" "$T/log" \
+        || die "no emulated engine CPU time in the closed lines: $(grep closed "$T/log")"
+    ok "closed lines: DMA engine moved $moved bytes, emulated copies timed"
     ;;
 pcie-qemu-io)
     mkfile "$T/disk" 64M

@@ -2,7 +2,7 @@
  * shm link with the host's win_max= cap standing in for the host module's
  * 4 MiB window: payload areas shrink (and max_xfer with them), data still
  * flows, the EP holds the host to the shrunk area, and a window too small
- * for any payload leaves the link BAR-only. */
+ * for any payload leaves the link BAR-only. Also: the EP's DMA statistics. */
 #include <errno.h>
 #include <inttypes.h>
 #include <setjmp.h>
@@ -222,6 +222,39 @@ static void window_too_small_runs_bar_only(void **st)
 	pair_close(p);
 }
 
+/* The EP's channel counts what its DMA engine moved; the emulated engine
+ * times its copies of NPT_LONG_XFER or more (not shorter ones). BAR-only:
+ * no engine, nothing counted. The host counts no DMA. */
+static void chan_stats_count_dma(void **st)
+{
+	struct pair *p = *st;
+	struct npt_chan_stats s;
+
+	pair_open(p, 0);
+	npt_chan_get_stats(p->ec, &s);
+	assert_true(s.dma_xfers == 0 && s.dma_bytes == 0 && s.dma_cpu_ns == 0);
+	write_read(p, 4096, 21);             /* a fetch and a push of 4 KiB */
+	npt_chan_get_stats(p->ec, &s);
+	assert_int_equal(s.dma_xfers, 2);
+	assert_int_equal(s.dma_bytes, 8192);
+	assert_int_equal(s.dma_cpu_ns, 0);
+	write_read(p, NPT_LONG_XFER, 22);
+	npt_chan_get_stats(p->ec, &s);
+	assert_int_equal(s.dma_xfers, 4);
+	assert_int_equal(s.dma_bytes, 8192 + 2 * NPT_LONG_XFER);
+	assert_true(s.dma_cpu_ns > 0);
+	assert_true(s.dma_cpu_ns < 2000000000ull);
+	npt_chan_get_stats(p->hc, &s);
+	assert_true(s.dma_xfers == 0 && s.dma_bytes == 0 && s.dma_cpu_ns == 0);
+	pair_close(p);
+
+	pair_open(p, 64 << 10);              /* BAR-only */
+	write_read(p, NPT_LONG_XFER, 23);
+	npt_chan_get_stats(p->ec, &s);
+	assert_true(s.dma_xfers == 0 && s.dma_bytes == 0 && s.dma_cpu_ns == 0);
+	pair_close(p);
+}
+
 static void win_max_option_errors(void **st)
 {
 	struct npt_spec sp;
@@ -239,6 +272,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(shrunk_window_carries_payloads, setup, teardown),
 		cmocka_unit_test_setup_teardown(ep_rejects_payload_beyond_shrunk_area, setup, teardown),
 		cmocka_unit_test_setup_teardown(window_too_small_runs_bar_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(chan_stats_count_dma, setup, teardown),
 		cmocka_unit_test(win_max_option_errors),
 	};
 

@@ -1,5 +1,6 @@
-/* Channels: open (host), accept (EP), close, liveness, and the handshake
- * byte streams (docs/transport.md "Channels" and "Handshake stream"). */
+/* Channels: open (host), accept (EP), close, liveness, statistics, and the
+ * handshake byte streams (docs/transport.md "Channels" and "Handshake
+ * stream"). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -487,4 +488,15 @@ struct npl_chan_host_ctl *npt_test_hctl(struct npt_chan *c)
 int npt_test_notify(struct npt_link *l, unsigned chan)
 {
 	return l->ops->notify ? l->ops->notify(l, chan) : -ENOTSUP;
+}
+
+void npt_chan_get_stats(const struct npt_chan *c, struct npt_chan_stats *out)
+{
+	const struct npt_dma_ops *ops = c->link->dma_ops;
+
+	out->sleeps = c->sleeps;
+	out->notifies = c->notifies;
+	out->dma_xfers = c->dma_xfers;
+	out->dma_bytes = c->dma_bytes;
+	out->dma_cpu_ns = c->dma && ops && ops->cpu_ns ? ops->cpu_ns(c->dma) : 0;
 }

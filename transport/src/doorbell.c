@@ -201,12 +201,6 @@ void npt_chan_disarm_unrung(struct npt_chan *c)
 	disarm(c, false);
 }
 
-void npt_chan_get_stats(const struct npt_chan *c, struct npt_chan_stats *out)
-{
-	out->sleeps = c->sleeps;
-	out->notifies = c->notifies;
-}
-
 void npt_chan_hold_kicks(struct npt_chan *c)
 {
 	c->kick_held = true;

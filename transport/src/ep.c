@@ -222,6 +222,8 @@ int npt_ep_fetch(struct npt_chan *c, const struct npt_ereq *r)
 					       (uint64_t)c->link->lay.payload_offset + t->off, t->len, r->tag);
 		if (ret)
 			return ret;
+		c->dma_xfers++;
+		c->dma_bytes += t->len;
 		t->dma_busy = true;
 		c->dma_pending++;
 		npt_ep_progress(c);
@@ -278,6 +280,8 @@ int npt_ep_complete(struct npt_chan *c, const struct npt_ereq *r, const uint8_t 
 					       r->tag | COOKIE_PUSH);
 		if (ret)
 			return ret;
+		c->dma_xfers++;
+		c->dma_bytes += data_len;
 		c->dma_pending++;
 		memcpy(t->reply, reply, NPT_NBD_REPLY_SIZE);
 		t->data_len = data_len;

@@ -272,6 +272,9 @@ struct npt_dma_ops {
 	 * on return they have arrived, so successive writes arrive in order. */
 	int  (*write)(struct npt_dma *d, const void *local, uint64_t win_off, uint32_t len);
 	void (*close)(struct npt_dma *d);
+	/* Optional, engines that copy with this process's CPU (the emulated
+	 * one): the CPU time its copies took, for npt_chan_get_stats. */
+	uint64_t (*cpu_ns)(const struct npt_dma *d);
 };
 extern const struct npt_dma_ops npt_dma_emul_ops;
 extern const struct npt_dma_ops npt_dma_epf_ops;
@@ -391,6 +394,7 @@ struct npt_chan {
 	bool kick_held, kick_due;        /* npt_chan_hold_kicks: rings deferred, one owed */
 	unsigned dma_pending;            /* EP: DMA transfers submitted, not yet reported */
 	uint64_t sleeps, notifies;       /* statistics */
+	uint64_t dma_xfers, dma_bytes;   /* EP: payload transfers given to the engine */
 	int status;
 	char err[NPT_ERRLEN];
 	/* host frames */

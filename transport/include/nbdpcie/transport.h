@@ -174,6 +174,11 @@ void npt_chan_release_kicks(struct npt_chan *c);
 struct npt_chan_stats {
 	uint64_t sleeps;      /* npt_chan_arm() calls that let the caller sleep */
 	uint64_t notifies;    /* doorbells this side rang for the peer */
+	uint64_t dma_xfers;   /* EP: payloads moved by the DMA engine (fetches and pushes) */
+	uint64_t dma_bytes;   /* EP: their bytes */
+	uint64_t dma_cpu_ns;  /* EP, emulated engine (shm links): CPU time of its copies of
+	                         NPT_LONG_XFER or more, timed one by one (shorter copies are
+	                         not timed); 0 where a hardware engine copies */
 };
 void npt_chan_get_stats(const struct npt_chan *c, struct npt_chan_stats *out);
 
