@@ -93,7 +93,7 @@ struct srv_worker *srv_worker_new(struct srv_server *s, unsigned idx, char *err,
 	w->idx = idx;
 	w->efd = -1;
 	pthread_mutex_init(&w->lock, NULL);
-	rc = nbdpcie_uring_init(WORKER_RING_ENTRIES, &w->ring, 0);
+	rc = nbdpcie_uring_init(WORKER_RING_ENTRIES, &w->ring, NBDPCIE_URING_COOP);
 	if (rc < 0) {
 		snprintf(err, errlen, "worker %u: io_uring_queue_init(%u entries): %s", idx,
 		         WORKER_RING_ENTRIES, strerror(-rc));

@@ -966,7 +966,7 @@ int npc_relay_run(const struct npc_relay_conf *conf, struct npc_relay_stats *sta
 		return -ENOMEM;
 	}
 	/* Entries: one recv and one sendmsg at most, plus slack. */
-	ret = nbdpcie_uring_init(8, &r->ring, 0);
+	ret = nbdpcie_uring_init(8, &r->ring, NBDPCIE_URING_COOP);
 	if (ret) {
 		snprintf(err, errlen, "relay: io_uring_queue_init: %s", strerror(-ret));
 		free(r->rx);
