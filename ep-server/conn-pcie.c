@@ -1,7 +1,8 @@
 /* PCIe channel connections: the handshake runs over the channel's byte
  * stream, then requests arrive as ring entries whose payloads the transport
  * moves by DMA into EP-local memory (npt_ereq.local), where the engine reads
- * and writes them directly: no copy in the server. */
+ * and writes them directly: no copy in the server. READs of a memory-backed
+ * export may skip staging altogether (direct reads, mapread.c). */
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -64,6 +65,40 @@ static void release(struct pcie_req *s)
 	s->used = false;
 }
 
+struct direct_push {
+	struct npt_chan *ch;
+	const struct npt_ereq *e;
+	const uint8_t *rep;
+	uint32_t len;
+};
+
+static int push_from(void *arg, const void *src)
+{
+	struct direct_push *d = arg;
+
+	return npt_ep_complete_from(d->ch, d->e, d->rep, src, d->len);
+}
+
+/* A direct READ (mapread.c): the engine reads the export's pages. A file
+ * that no longer holds the range answers EIO, as a short read does. */
+static int post_direct(struct pcie_conn *p, struct srv_req *q, uint8_t rep[NBD_SIMPLE_REPLY_SIZE])
+{
+	struct pcie_req *s = container_of(q, struct pcie_req, q);
+	struct srv_conn *c = &p->base;
+	struct direct_push d = { p->ch, &s->e, rep, q->r.length };
+	int rc = srv_map_read(c->exp, q->r.offset, q->r.length, push_from, &d);
+
+	if (rc != -EIO)
+		return rc;
+	srv_log(LOG_ERR, "%s: export %s: READ offset %llu: backing store ended early "
+	        "(the file no longer holds the %u bytes; it shrank since the export was opened)",
+	        c->desc, c->exp->cfg->name, (unsigned long long)q->r.offset, q->r.length);
+	q->err = NBD_EIO;
+	q->direct = false;
+	nbd_reply_encode(rep, &(struct nbd_simple_reply){ .error = q->err, .cookie = q->r.cookie });
+	return npt_ep_complete(p->ch, &s->e, rep, 0);
+}
+
 /* 0 posted (slot released), -EAGAIN ring full, -errno channel broken. */
 static int post(struct pcie_conn *p, struct srv_req *q)
 {
@@ -74,7 +109,10 @@ static int post(struct pcie_conn *p, struct srv_req *q)
 	int rc;
 
 	nbd_reply_encode(rep, &r);
-	rc = npt_ep_complete(p->ch, &s->e, rep, dlen);
+	if (q->direct && dlen)
+		rc = post_direct(p, q, rep);
+	else
+		rc = npt_ep_complete(p->ch, &s->e, rep, dlen);
 	if (rc == -EAGAIN)
 		return rc;
 	release(s);
@@ -298,6 +336,11 @@ static void pcie_disarm(struct srv_conn *c)
 	npt_chan_disarm(pc(c)->ch);
 }
 
+static bool pcie_read_direct(struct srv_conn *c)
+{
+	return npt_ep_push_any_src(pc(c)->ch);
+}
+
 static const struct srv_conn_ops pcie_ops = {
 	.kind = "pcie",
 	.recv = pcie_recv,
@@ -311,6 +354,7 @@ static const struct srv_conn_ops pcie_ops = {
 	.drained = pcie_drained,
 	.destroy = pcie_destroy,
 	.close_note = pcie_close_note,
+	.read_direct = pcie_read_direct,
 };
 
 struct srv_conn *srv_pcie_conn_new(struct srv_server *srv, struct npt_link *l, struct npt_chan *ch,

@@ -52,13 +52,18 @@ static bool blk_rotational(dev_t rdev)
  * io_uring already completes page-cache hits inline. */
 static bool inline_rw_pays(int fd)
 {
-	struct statfs sf;
 	uint8_t b;
 	struct iovec iov = { &b, 1 };
 
-	if (fstatfs(fd, &sf) < 0 || (sf.f_type != TMPFS_MAGIC && sf.f_type != RAMFS_MAGIC))
-		return false;
 	return preadv2(fd, &iov, 1, 0, RWF_NOWAIT) < 0 && errno == EOPNOTSUPP;
+}
+
+/* A regular file whose pages are memory, never a device's (tmpfs, ramfs). */
+static bool in_memory(int fd)
+{
+	struct statfs sf;
+
+	return fstatfs(fd, &sf) == 0 && (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC);
 }
 
 int srv_export_open(struct srv_export *e, const struct srv_export_cfg *cfg,
@@ -95,7 +100,8 @@ int srv_export_open(struct srv_export *e, const struct srv_export_cfg *cfg,
 	} else if (S_ISREG(st.st_mode)) {
 		backing = (uint64_t)st.st_size;
 		e->min_block = 1;
-		e->inline_rw = inline_rw_pays(e->fd);
+		e->in_memory = in_memory(e->fd);
+		e->inline_rw = e->in_memory && inline_rw_pays(e->fd);
 	} else {
 		snprintf(err, errlen, "export %s: %s is not a regular file or block device",
 		         cfg->name, cfg->path);
@@ -140,6 +146,7 @@ int srv_export_open(struct srv_export *e, const struct srv_export_cfg *cfg,
 		srv_log(LOG_INFO, "export %s: %s is in memory and has no non-blocking reads: "
 		        "reads and writes run on the worker threads, not through io_uring",
 		        cfg->name, cfg->path);
+	srv_export_map(e);
 	atomic_init(&e->nconn, 0);
 	return 0;
 
@@ -154,6 +161,7 @@ fail_errno: {
 
 void srv_export_close(struct srv_export *e)
 {
+	srv_export_unmap(e);
 	if (e->fd >= 0)
 		close(e->fd);
 	e->fd = -1;

@@ -127,8 +127,11 @@ struct srv_export {
 	uint64_t size;          /* export size */
 	bool is_blk;            /* block device: BLKDISCARD / BLKZEROOUT */
 	bool rotational;        /* the block device reports a rotating disk */
+	bool in_memory;         /* regular file on tmpfs or ramfs */
 	bool inline_rw;         /* READ/WRITE by pread/pwrite on the worker, not io_uring:
 	                           memory-backed file without RWF_NOWAIT (export.c) */
+	const uint8_t *map;     /* read-only mapping of size bytes for direct reads (mapread.c),
+	                           NULL when the export has none */
 	uint32_t min_block, pref_block, max_block;
 	uint16_t tflags;        /* NBD_FLAG_* without HAS_FLAGS */
 	atomic_uint nconn;      /* connections in transmission */
@@ -141,6 +144,19 @@ int  srv_export_open(struct srv_export *e, const struct srv_export_cfg *cfg,
 void srv_export_close(struct srv_export *e);
 /* Whether authfile (if any) lets a TCP client with this address in. */
 bool srv_export_allows(const struct srv_export *e, const struct sockaddr *sa);
+
+/* ---- mapread.c: direct reads from a memory-backed export's pages ---------
+ * srv_export_map maps an in-memory, non-copy-on-write export read-only (and
+ * installs the process's SIGBUS handler); failures only log: the export
+ * then has no map. srv_map_read calls fn with the mapping at off, guarded:
+ * its result, -EIO when the file no longer holds off + len (checked before,
+ * or a fault while fn read it), -EINVAL outside the export. */
+void srv_export_map(struct srv_export *e);
+int  srv_map_guard_install(void);   /* (re)installs the SIGBUS handler; 0 or -errno */
+void srv_export_unmap(struct srv_export *e);
+typedef int (*srv_map_fn)(void *arg, const void *src);
+int  srv_map_read(const struct srv_export *e, uint64_t off, uint32_t len, srv_map_fn fn,
+                  void *arg);
 
 /* ---- cow.c: copy-on-write diffs (one per connection) --------------------- */
 struct srv_cow;
@@ -172,6 +188,8 @@ struct srv_req {
 	uint64_t done;          /* bytes done of a READ/WRITE */
 	struct srv_req *next;   /* connection's queues */
 	void *priv;             /* the connection's own per-request data */
+	bool direct;            /* READ to be pushed from the export's map by the
+	                           connection's reply (ops->read_direct) */
 };
 
 /* How a connection reaches its peer: a socket or a PCIe channel. Every
@@ -203,6 +221,9 @@ struct srv_conn_ops {
 	 * nothing rings us (no doorbell), poll with back-off. */
 	int (*arm)(struct srv_conn *c);
 	void (*disarm)(struct srv_conn *c);
+	/* Optional: whether this connection's reply can push a READ's data
+	 * straight from the export's map (q->direct; mapread.c). */
+	bool (*read_direct)(struct srv_conn *c);
 	/* Required: nothing left to send to the peer. */
 	bool (*drained)(struct srv_conn *c);
 	/* Required: frees the connection (called once nothing is in flight). */

@@ -212,6 +212,31 @@ tmpfs)
     expect_log "backing store ended early"
     ok "short read on tmpfs answered with EIO"
     ;;
+pcie-direct)
+    # A memory-backed export over the link: READs go from the file's pages
+    # straight to the DMA engine (ep-server/mapread.c), of every size, and
+    # the data is the file's; a file that shrank answers EIO and the server
+    # goes on serving.
+    [ "$(stat -f -c %T /dev/shm)" = tmpfs ] || skip "/dev/shm is not tmpfs"
+    mkfile "$SHM.disk" 64M random
+    start_pcie "$SHM.disk"
+    expect_log "go straight from its pages (direct reads)"
+    nbdcopy "$(pcie_uri default)" "$T/copy" || die "nbdcopy from the link failed"
+    cmp "$T/copy" "$SHM.disk" || die "nbdcopy through direct reads differs from the file"
+    ok "nbdcopy of 64 MiB through direct reads equals the file"
+    fio --name=big --ioengine=nbd --uri="$(pcie_uri default)" --rw=randwrite --bsrange=4k-1m \
+        --iodepth=8 --size=48M --verify=crc32c --verify_state_save=0 --output="$T/fio.out" \
+        || die "fio: $(cat "$T/fio.out")"
+    grep -q 'err= 0' "$T/fio.out" || die "fio reported errors: $(cat "$T/fio.out")"
+    ok "fio random writes of 4 KiB-1 MiB, every block read back and verified"
+    fio_randrw "$(pcie_uri default)" mixed 16 16M 2
+    ok "fio randrw verify=crc32c through direct reads"
+    truncate -s $(( (1 << 20) + 100 )) "$SHM.disk"
+    probe "unix:$T/c.sock" default shortread "$SHM.disk"
+    expect_log "backing store ended early (the file no longer holds"
+    ok "READ beyond a shrunk file answered EIO, inside it the file's data"
+    kill -0 "$PID" || die "the server died"
+    ;;
 reply-backlog)
     # 1 MiB READ replies at QD8 fill the socket: replies wait for POLLOUT
     # over and over (the poll is re-armed for POLLIN|POLLOUT while the

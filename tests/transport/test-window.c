@@ -2,7 +2,8 @@
  * shm link with the host's win_max= cap standing in for the host module's
  * 4 MiB window: payload areas shrink (and max_xfer with them), data still
  * flows, the EP holds the host to the shrunk area, and a window too small
- * for any payload leaves the link BAR-only. Also: the EP's DMA statistics. */
+ * for any payload leaves the link BAR-only. Also: the EP's DMA statistics
+ * and direct pushes (npt_ep_complete_from). */
 #include <errno.h>
 #include <inttypes.h>
 #include <setjmp.h>
@@ -24,8 +25,9 @@ struct pair {
 	struct npt_chan *ec, *hc;
 };
 
-/* Opens both sides; the host caps its window at win_max bytes (0: none). */
-static void pair_open(struct pair *p, uint64_t win_max)
+/* Opens both sides; the host caps its window at win_max bytes (0: none);
+ * ep_opts: more options of the EP's link (",dma_gbps=8"), or "". */
+static void pair_open_ep(struct pair *p, uint64_t win_max, const char *ep_opts)
 {
 	struct npt_link_params hp = ep_params;
 	char spec[256], err[512];
@@ -33,9 +35,10 @@ static void pair_open(struct pair *p, uint64_t win_max)
 	int r;
 
 	t_shm_path(p->path, sizeof(p->path), "win");
-	snprintf(spec, sizeof(spec), "shm:%s", p->path);
+	snprintf(spec, sizeof(spec), "shm:%s%s", p->path, ep_opts);
 	if (npt_link_open(spec, NPT_ROLE_EP, &ep_params, &p->ep, err, sizeof(err)))
 		fail_msg("EP open: %s", err);
+	snprintf(spec, sizeof(spec), "shm:%s", p->path);
 	if (win_max)
 		snprintf(spec, sizeof(spec), "shm:%s,win_max=%" PRIu64, p->path, win_max);
 	hp.connect_timeout_ms = 3000;
@@ -51,6 +54,11 @@ static void pair_open(struct pair *p, uint64_t win_max)
 	assert_int_equal(r, 0);
 	assert_int_equal(npt_chan_begin_frames(p->hc), 0);
 	assert_int_equal(npt_chan_begin_frames(p->ec), 0);
+}
+
+static void pair_open(struct pair *p, uint64_t win_max)
+{
+	pair_open_ep(p, win_max, "");
 }
 
 /* Clean close removes what each side created; a test that failed midway
@@ -255,6 +263,76 @@ static void chan_stats_count_dma(void **st)
 	pair_close(p);
 }
 
+/* A READ of len bytes answered with npt_ep_complete_from(src); returns the
+ * completion's result and, when it completed, checks the host got src. */
+static int read_from(struct pair *p, uint32_t len, const void *src)
+{
+	struct npt_hbuf b = { 0 };
+	struct npt_hcomp comp;
+	struct npt_ereq r;
+	uint8_t req[28], rep[16];
+	int n, rc;
+
+	assert_int_equal(npt_host_buf_alloc(p->hc, len, &b), 0);
+	memset(b.ptr, 0xee, len);
+	t_make_req(req, T_NBD_CMD_READ, 3, 0, len);
+	assert_int_equal(npt_host_submit(p->hc, req, &b), 0);
+	assert_int_equal(npt_ep_take(p->ec, &r, 1), 1);
+	memset(r.local, 0x55, len);   /* staging must not be what arrives */
+	t_make_reply(rep, req, 0);
+	rc = npt_ep_complete_from(p->ec, &r, rep, src, len);
+	if (rc) {
+		/* the request is still the caller's: answer it the usual way */
+		memcpy(r.local, src ? src : r.local, len);
+		assert_int_equal(npt_ep_complete(p->ec, &r, rep, len), 0);
+	}
+	for (int i = 0; (n = npt_host_reap(p->hc, &comp, 1)) == 0 && i < 1000000; i++)
+		npt_ep_progress(p->ec);
+	assert_int_equal(n, 1);
+	assert_int_equal(comp.buf.len, len);
+	if (src)
+		assert_memory_equal(comp.buf.ptr, src, len);
+	npt_host_buf_free(p->hc, &comp.buf);
+	return rc;
+}
+
+/* Direct pushes: the emulated engine without a model takes a READ's data
+ * from any memory (counted like any push); with a bandwidth model (copies
+ * deferred to poll), BAR-only, or without a source it refuses and the
+ * request stays the caller's. */
+static void push_from_any_src(void **st)
+{
+	struct pair *p = *st;
+	struct npt_chan_stats s;
+	uint32_t len = NPT_LONG_XFER;
+	uint8_t *src = malloc(len);
+
+	assert_non_null(src);
+	t_fill(src, len, 31);
+	pair_open(p, 0);
+	assert_true(npt_ep_push_any_src(p->ec));
+	assert_false(npt_ep_push_any_src(p->hc));
+	assert_int_equal(read_from(p, len, src), 0);
+	assert_int_equal(read_from(p, 4096, src + 4096), 0);
+	npt_chan_get_stats(p->ec, &s);
+	assert_int_equal(s.dma_xfers, 2);
+	assert_int_equal(s.dma_bytes, len + 4096);
+	assert_true(s.dma_cpu_ns > 0);
+	assert_int_equal(read_from(p, 4096, NULL), -EINVAL);
+	pair_close(p);
+
+	pair_open_ep(p, 0, ",dma_gbps=64");
+	assert_false(npt_ep_push_any_src(p->ec));
+	assert_int_equal(read_from(p, 4096, src), -EINVAL);
+	pair_close(p);
+
+	pair_open(p, 64 << 10);              /* BAR-only */
+	assert_false(npt_ep_push_any_src(p->ec));
+	assert_int_equal(read_from(p, 4096, src), -EINVAL);
+	pair_close(p);
+	free(src);
+}
+
 static void win_max_option_errors(void **st)
 {
 	struct npt_spec sp;
@@ -273,6 +351,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(ep_rejects_payload_beyond_shrunk_area, setup, teardown),
 		cmocka_unit_test_setup_teardown(window_too_small_runs_bar_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(chan_stats_count_dma, setup, teardown),
+		cmocka_unit_test_setup_teardown(push_from_any_src, setup, teardown),
 		cmocka_unit_test(win_max_option_errors),
 	};
 

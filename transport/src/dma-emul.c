@@ -147,6 +147,12 @@ static uint64_t emul_cpu_ns(const struct npt_dma *d)
 	return d->cpu_ns;
 }
 
+/* Without a model every copy happens in submit, from wherever local points. */
+static bool emul_any_src(const struct npt_dma *d)
+{
+	return !modelled(d);
+}
+
 const struct npt_dma_ops npt_dma_emul_ops = {
 	.name = "emulated",
 	.open = emul_open,
@@ -154,4 +160,5 @@ const struct npt_dma_ops npt_dma_emul_ops = {
 	.poll = emul_poll,
 	.close = emul_close,
 	.cpu_ns = emul_cpu_ns,
+	.any_src = emul_any_src,
 };

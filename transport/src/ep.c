@@ -261,8 +261,17 @@ static void post_cqe(struct npt_chan *c, uint32_t tag, const uint8_t reply[16], 
 	npt_chan_kick(c);
 }
 
-int npt_ep_complete(struct npt_chan *c, const struct npt_ereq *r, const uint8_t reply[16],
-		    uint32_t data_len)
+bool npt_ep_push_any_src(struct npt_chan *c)
+{
+	return c->win && c->dma && c->link->dma_ops->any_src && c->link->dma_ops->any_src(c->dma);
+}
+
+/* src: the staging area of the tag, or (npt_ep_push_any_src) any memory of
+ * this process, which the engine reads within submit: up to that call
+ * nothing of the channel has changed, so a fault reading src (a file
+ * mapping that shrank) leaves the request the caller's (transport.h). */
+static int complete(struct npt_chan *c, const struct npt_ereq *r, const uint8_t reply[16],
+		    const void *src, uint32_t data_len)
 {
 	struct npt_etag *t = caller_tag(c, r);
 	int ret;
@@ -275,7 +284,8 @@ int npt_ep_complete(struct npt_chan *c, const struct npt_ereq *r, const uint8_t 
 		return ret;
 	}
 	if (c->win && data_len) {
-		ret = c->link->dma_ops->submit(c->dma, NPT_DMA_TO_HOST, c->staging + t->off,
+		ret = c->link->dma_ops->submit(c->dma, NPT_DMA_TO_HOST,
+					       src ? (void *)(uintptr_t)src : c->staging + t->off,
 					       (uint64_t)c->link->lay.payload_offset + t->off, data_len,
 					       r->tag | COOKIE_PUSH);
 		if (ret)
@@ -291,6 +301,20 @@ int npt_ep_complete(struct npt_chan *c, const struct npt_ereq *r, const uint8_t 
 	}
 	post_cqe(c, r->tag, reply, data_len);
 	return 0;
+}
+
+int npt_ep_complete(struct npt_chan *c, const struct npt_ereq *r, const uint8_t reply[16],
+		    uint32_t data_len)
+{
+	return complete(c, r, reply, NULL, data_len);
+}
+
+int npt_ep_complete_from(struct npt_chan *c, const struct npt_ereq *r, const uint8_t reply[16],
+			 const void *src, uint32_t data_len)
+{
+	if (!src || !npt_ep_push_any_src(c))
+		return -EINVAL;
+	return complete(c, r, reply, src, data_len);
 }
 
 int npt_ep_progress(struct npt_chan *c)

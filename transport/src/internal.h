@@ -275,6 +275,10 @@ struct npt_dma_ops {
 	/* Optional, engines that copy with this process's CPU (the emulated
 	 * one): the CPU time its copies took, for npt_chan_get_stats. */
 	uint64_t (*cpu_ns)(const struct npt_dma *d);
+	/* Optional: true when a TO_HOST submit may take its source anywhere in
+	 * this process's memory (not only the channel's staging area) and has
+	 * read all of it by the time submit returns (npt_ep_complete_from). */
+	bool (*any_src)(const struct npt_dma *d);
 };
 extern const struct npt_dma_ops npt_dma_emul_ops;
 extern const struct npt_dma_ops npt_dma_epf_ops;

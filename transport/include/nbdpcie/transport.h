@@ -129,6 +129,20 @@ int  npt_ep_fetch(struct npt_chan *c, const struct npt_ereq *r);  /* start pulli
 int  npt_ep_fetched(struct npt_chan *c, uint32_t *tags, unsigned max); /* tags whose fetch finished */
 int  npt_ep_complete(struct npt_chan *c, const struct npt_ereq *r, const uint8_t reply[16], uint32_t data_len);
 	/* push data_len bytes of r->local to the host (READ success) then post the completion */
+/* Direct pushes: whether this channel's DMA engine can take a READ reply's
+ * data from anywhere in this process's memory (e.g. a memory-backed export's
+ * mapping: the engine reads the file's pages, no copy into staging first)
+ * and reads it within npt_ep_complete_from. The emulated engine can (when it
+ * models no bandwidth or latency: then it copies at submit); the epf engine
+ * cannot (it moves only its own DMA-able staging memory). */
+bool npt_ep_push_any_src(struct npt_chan *c);
+/* npt_ep_complete with the data taken from src instead of r->local; -EINVAL
+ * when the channel cannot (npt_ep_push_any_src false). src is read before the
+ * channel changes: a fault while reading it (SIGBUS from a file mapping that
+ * shrank, caught by the caller's handler) leaves the request the caller's,
+ * to complete again (e.g. with an error and no data). */
+int  npt_ep_complete_from(struct npt_chan *c, const struct npt_ereq *r, const uint8_t reply[16],
+			  const void *src, uint32_t data_len);
 int  npt_ep_progress(struct npt_chan *c);      /* drive DMA and deferred completions; >0 if it did work */
 
 /* ---- notifications: sleeping instead of polling (docs/transport.md "Notifications")
