@@ -33,6 +33,7 @@ struct pcie_conn {
 	struct pcie_req *slots;         /* by tag, NPT_MAX_RING_ENTRIES of them */
 	struct srv_req *defer_head, *defer_tail;   /* completions the ring had no room for */
 	unsigned fetching;              /* WRITE payloads being pulled */
+	uint64_t direct_reads;          /* READs pushed from the export's map */
 };
 
 static struct pcie_conn *pc(struct srv_conn *c)
@@ -70,13 +71,16 @@ struct direct_push {
 	const struct npt_ereq *e;
 	const uint8_t *rep;
 	uint32_t len;
+	bool returned;   /* the push returned (its result is the transport's) */
 };
 
 static int push_from(void *arg, const void *src)
 {
 	struct direct_push *d = arg;
+	int rc = npt_ep_complete_from(d->ch, d->e, d->rep, src, d->len);
 
-	return npt_ep_complete_from(d->ch, d->e, d->rep, src, d->len);
+	d->returned = true;
+	return rc;
 }
 
 /* A direct READ (mapread.c): the engine reads the export's pages. A file
@@ -85,10 +89,12 @@ static int post_direct(struct pcie_conn *p, struct srv_req *q, uint8_t rep[NBD_S
 {
 	struct pcie_req *s = container_of(q, struct pcie_req, q);
 	struct srv_conn *c = &p->base;
-	struct direct_push d = { p->ch, &s->e, rep, q->r.length };
+	struct direct_push d = { p->ch, &s->e, rep, q->r.length, false };
 	int rc = srv_map_read(c->exp, q->r.offset, q->r.length, push_from, &d);
 
-	if (rc != -EIO)
+	if (rc == 0)
+		p->direct_reads++;
+	if (rc != -EIO || d.returned)
 		return rc;
 	srv_log(LOG_ERR, "%s: export %s: READ offset %llu: backing store ended early "
 	        "(the file no longer holds the %u bytes; it shrank since the export was opened)",
@@ -304,8 +310,12 @@ static void pcie_close_note(struct srv_conn *c, char *buf, size_t len)
 	n = snprintf(buf, len, "; DMA engine moved %" PRIu64 " bytes in %" PRIu64 " transfers",
 	             s.dma_bytes, s.dma_xfers);
 	if (s.dma_cpu_ns && n > 0 && (size_t)n < len)
-		snprintf(buf + n, len - (size_t)n, ", its emulated copies of %u KiB or more took %.6f s of CPU",
-		         NPT_LONG_XFER >> 10, (double)s.dma_cpu_ns / 1e9);
+		n += snprintf(buf + n, len - (size_t)n,
+		              ", its emulated copies of %u KiB or more took %.6f s of CPU",
+		              NPT_LONG_XFER >> 10, (double)s.dma_cpu_ns / 1e9);
+	if (pc(c)->direct_reads && n > 0 && (size_t)n < len)
+		snprintf(buf + n, len - (size_t)n, "; %" PRIu64 " READs straight from the export's pages",
+		         pc(c)->direct_reads);
 }
 
 static void pcie_destroy(struct srv_conn *c)

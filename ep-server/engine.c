@@ -242,8 +242,9 @@ void srv_engine_submit(struct srv_conn *c, struct srv_req *q)
 		run_cow(q);
 		return;
 	}
-	q->direct = q->r.type == NBD_CMD_READ && c->exp->map && c->ops->read_direct &&
-	            c->ops->read_direct(c);
+	q->direct = q->r.type == NBD_CMD_READ && q->r.length > INLINE_MAX && c->exp->map &&
+	            c->ops->read_direct && c->ops->read_direct(c) &&
+	            srv_map_covers(c->exp, q->r.offset, q->r.length);
 	if (q->direct) {
 		finish(q, 0);   /* the reply reads the data from the map (mapread.c) */
 		return;

@@ -154,6 +154,9 @@ bool srv_export_allows(const struct srv_export *e, const struct sockaddr *sa);
 void srv_export_map(struct srv_export *e);
 int  srv_map_guard_install(void);   /* (re)installs the SIGBUS handler; 0 or -errno */
 void srv_export_unmap(struct srv_export *e);
+/* Whether [off, off + len) can be read from the map: inside the export and
+ * the file, every page in memory (no hole, nothing swapped out). */
+bool srv_map_covers(const struct srv_export *e, uint64_t off, uint32_t len);
 typedef int (*srv_map_fn)(void *arg, const void *src);
 int  srv_map_read(const struct srv_export *e, uint64_t off, uint32_t len, srv_map_fn fn,
                   void *arg);

@@ -5,6 +5,13 @@
  * channel's staging memory first (one copy of every byte less; see
  * docs/performance.md, "What profiling found", item 13).
  *
+ * Only READs longer than the worker copies itself (INLINE_MAX, engine.c),
+ * and only when every page of the range is in memory (srv_map_covers): a
+ * mapping's read fault on a hole of a sparse file would allocate the page
+ * (tmpfs), where a read() returns zeroes without; such READs, and short
+ * ones (for which the checks would cost about what they save), go the
+ * usual way.
+ *
  * The file can shrink under the server (another process truncates it). The
  * size is checked before each read; a truncation that races the copy makes
  * the copy fault (SIGBUS) instead of returning a short count, and the guard
@@ -21,6 +28,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -84,6 +92,34 @@ void srv_export_unmap(struct srv_export *e)
 	if (e->map)
 		munmap((void *)e->map, e->size);
 	e->map = NULL;
+}
+
+bool srv_map_covers(const struct srv_export *e, uint64_t off, uint32_t len)
+{
+	const uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
+	unsigned char vec[256];
+	struct stat st;
+	uint64_t a, end;
+
+	if (!e->map || off > e->size || len > e->size - off)
+		return false;
+	if (fstat(e->fd, &st) < 0 || (uint64_t)st.st_size < off + len)
+		return false;
+	/* mincore reports the file's pages in memory whether or not this
+	 * mapping has touched them yet, and touches nothing itself. */
+	for (a = off & ~(pg - 1), end = off + len; a < end;) {
+		uint64_t n = (end - a + pg - 1) / pg;
+
+		if (n > sizeof(vec))
+			n = sizeof(vec);
+		if (mincore((void *)(uintptr_t)(e->map + a), n * pg, vec) < 0)
+			return false;
+		for (uint64_t i = 0; i < n; i++)
+			if (!(vec[i] & 1))
+				return false;
+		a += n * pg;
+	}
+	return true;
 }
 
 int srv_map_read(const struct srv_export *e, uint64_t off, uint32_t len, srv_map_fn fn,

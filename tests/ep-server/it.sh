@@ -213,10 +213,11 @@ tmpfs)
     ok "short read on tmpfs answered with EIO"
     ;;
 pcie-direct)
-    # A memory-backed export over the link: READs go from the file's pages
-    # straight to the DMA engine (ep-server/mapread.c), of every size, and
-    # the data is the file's; a file that shrank answers EIO and the server
-    # goes on serving.
+    # A memory-backed export over the link: READs longer than 64 KiB go from
+    # the file's pages straight to the DMA engine (ep-server/mapread.c) and
+    # the data is the file's; holes of a sparse file are not read that way
+    # (a mapping would allocate them); a file that shrank answers EIO and
+    # the server goes on serving.
     [ "$(stat -f -c %T /dev/shm)" = tmpfs ] || skip "/dev/shm is not tmpfs"
     mkfile "$SHM.disk" 64M random
     start_pcie "$SHM.disk"
@@ -233,9 +234,29 @@ pcie-direct)
     ok "fio randrw verify=crc32c through direct reads"
     truncate -s $(( (1 << 20) + 100 )) "$SHM.disk"
     probe "unix:$T/c.sock" default shortread "$SHM.disk"
-    expect_log "backing store ended early (the file no longer holds"
+    expect_log "backing store ended early"
     ok "READ beyond a shrunk file answered EIO, inside it the file's data"
     kill -0 "$PID" || die "the server died"
+    kill -TERM "$CPID"; wait "$CPID" || true; CPID=
+    stop
+    direct=$(sed -n "s/.*: closed;.*; \([0-9]*\) READs straight from the export's pages$/\1/p" "$T/log" \
+        | awk '{ s += $1 } END { print s + 0 }')
+    [ "$direct" -gt 64 ] || die "only $direct direct READs: $(grep closed "$T/log")"
+    ok "closed lines: $direct READs straight from the export's pages"
+    # sparse: read whole, nothing allocated, nothing read directly
+    rm -f "$SHM.disk"
+    mkfile "$SHM.disk" 64M
+    dd if=/dev/urandom of="$SHM.disk" bs=1M count=1 seek=8 conv=notrunc status=none
+    start_pcie "$SHM.disk"
+    nbdcopy "$(pcie_uri default)" "$T/copy" || die "nbdcopy of the sparse file failed"
+    cmp "$T/copy" "$SHM.disk" || die "nbdcopy of the sparse file differs from it"
+    blocks=$(stat -c %b "$SHM.disk")
+    [ "$blocks" -le 4096 ] || die "reading the sparse file allocated it: $blocks blocks of 512 bytes"
+    ok "a sparse file read whole stays sparse ($blocks blocks)"
+    kill -TERM "$CPID"; wait "$CPID" || true; CPID=
+    stop
+    grep -q "closed.*; [0-9]* READs straight from" "$T/log" || die "no direct READs of the written MiB"
+    ok "its written MiB went directly"
     ;;
 reply-backlog)
     # 1 MiB READ replies at QD8 fill the socket: replies wait for POLLOUT

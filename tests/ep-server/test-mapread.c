@@ -1,5 +1,7 @@
 /* Unit tests of ep-server/mapread.c: direct reads from a memory-backed
- * export's mapping, and the SIGBUS guard for a file that shrinks. */
+ * export's mapping, which ranges qualify, and the SIGBUS guard for a file
+ * that shrinks. */
+#define _GNU_SOURCE   /* fallocate */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/falloc.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/wait.h>
 #include <linux/magic.h>
@@ -148,6 +152,34 @@ static void fault_during_read_is_eio(void **state)
 	free(b);
 }
 
+/* srv_map_covers: the whole range in memory and in the file; a hole (a
+ * sparse file's, or one punched by TRIM) is not, and asking allocates
+ * nothing. */
+static void covers_only_pages_in_memory(void **state)
+{
+	struct fx *f = *state;
+	struct stat st0, st1;
+	int fd = open(f->path, O_RDWR);
+
+	assert_true(fd >= 0);
+	assert_true(srv_map_covers(&f->e, 0, SIZE));
+	assert_true(srv_map_covers(&f->e, 100, 5000));
+	assert_false(srv_map_covers(&f->e, SIZE - 4096, 8192));     /* beyond the export */
+	assert_int_equal(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 65536, 8192), 0);
+	assert_int_equal(fstat(fd, &st0), 0);
+	assert_false(srv_map_covers(&f->e, 0, 128 << 10));
+	assert_false(srv_map_covers(&f->e, 65536 + 4096, 1));
+	assert_true(srv_map_covers(&f->e, 0, 65536));
+	assert_true(srv_map_covers(&f->e, 65536 + 8192, 65536));
+	assert_int_equal(fstat(fd, &st1), 0);
+	assert_int_equal(st1.st_blocks, st0.st_blocks);
+	assert_int_equal(ftruncate(fd, SIZE / 2), 0);
+	assert_false(srv_map_covers(&f->e, SIZE / 2, 4096));
+	assert_false(srv_map_covers(&f->e, SIZE / 2 - 100, 101));
+	assert_true(srv_map_covers(&f->e, SIZE / 2 - 100, 100));
+	close(fd);
+}
+
 /* A fault outside a guarded read keeps SIGBUS's default action. */
 static void unguarded_fault_still_kills(void **state)
 {
@@ -206,6 +238,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(reads_come_from_the_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(shrunk_file_reads_eio, setup, teardown),
 		cmocka_unit_test_setup_teardown(fault_during_read_is_eio, setup, teardown),
+		cmocka_unit_test_setup_teardown(covers_only_pages_in_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(unguarded_fault_still_kills, setup, teardown),
 		cmocka_unit_test_setup_teardown(no_map_for_cow_or_disk_files, setup, teardown),
 	};
