@@ -23,6 +23,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -75,7 +76,14 @@ void srv_export_map(struct srv_export *e)
 		        e->cfg->name, strerror(-rc));
 		return;
 	}
-	m = mmap(NULL, e->size, PROT_READ, MAP_SHARED, e->fd, 0);
+#if SIZE_MAX < UINT64_MAX
+	if (e->size > SIZE_MAX) {   /* 32-bit EP: more than its address space */
+		srv_log(LOG_INFO, "export %s: no direct reads: %llu bytes do not fit in the "
+		        "address space", e->cfg->name, (unsigned long long)e->size);
+		return;
+	}
+#endif
+	m = mmap(NULL, (size_t)e->size, PROT_READ, MAP_SHARED, e->fd, 0);
 	if (m == MAP_FAILED) {
 		srv_log(LOG_WARNING, "export %s: no direct reads: mmap of %llu bytes of %s: %s",
 		        e->cfg->name, (unsigned long long)e->size, e->cfg->path, strerror(errno));
@@ -90,7 +98,7 @@ void srv_export_map(struct srv_export *e)
 void srv_export_unmap(struct srv_export *e)
 {
 	if (e->map)
-		munmap((void *)e->map, e->size);
+		munmap((void *)(uintptr_t)e->map, (size_t)e->size);
 	e->map = NULL;
 }
 
