@@ -139,6 +139,9 @@ int srv_map_read(const struct srv_export *e, uint64_t off, uint32_t len, srv_map
 
 	if (!e->map || off > e->size || len > e->size - off)
 		return -EINVAL;
+	/* srv_map_covers checked the size when the READ was taken; its reply
+	 * may have waited since (a full ring): check again, right before the
+	 * copy (one fstat, under a microsecond against a copy of over 64 KiB). */
 	if (fstat(e->fd, &st) < 0)
 		return -errno;
 	if ((uint64_t)st.st_size < off + len)
