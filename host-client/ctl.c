@@ -32,6 +32,10 @@
 /* How long a client waits for the owner's answer: a LIST is one handshake
  * over the link, well within the handshake timeout. */
 #define CTL_REPLY_TIMEOUT_MS (NPC_HANDSHAKE_TIMEOUT_MS + 2000)
+/* An owner that closed a request unanswered is looked for again this many
+ * times, this far apart (an exiting owner is gone within milliseconds). */
+#define CTL_GONE_TRIES   50
+#define CTL_GONE_WAIT_US 20000
 
 static socklen_t ctl_addr(const char *link, struct sockaddr_un *a)
 {
@@ -118,19 +122,40 @@ static void send_req(int fd, const char *req, size_t len)
 	}
 }
 
+/* Sends req to the owner and reads the first answer line into line; the
+ * connection (fd >= 0) for the rest of the answer, or -ECONNREFUSED /
+ * -ENOENT when there is no owner, or the read's error. An owner that is
+ * exiting (its last device detached) may have taken the connection into
+ * its listen backlog and closed it unanswered: then look again, briefly:
+ * either the owner is gone (this process is the owner now) or a new one
+ * answers. An owner that read the request died without acting on it. */
+static int ask(const char *link, const char *req, size_t reqlen, char *line, size_t linelen)
+{
+	for (int tries = 0;; tries++) {
+		int fd = ctl_connect(link), r;
+
+		if (fd < 0)
+			return fd;
+		/* A refusal may come before the request is read: a failed send
+		 * still leaves the answer to read (and must not raise SIGPIPE). */
+		send_req(fd, req, reqlen);
+		r = read_line(fd, line, linelen);
+		if (!r)
+			return fd;
+		close(fd);
+		if (r != -ECONNRESET || tries >= CTL_GONE_TRIES)
+			return r;
+		usleep(CTL_GONE_WAIT_US);
+	}
+}
+
 int npc_ctl_who(const char *link, char *who, size_t wholen)
 {
-	int fd = ctl_connect(link), r;
+	int fd = ask(link, "WHO\n", 4, who, wholen);
 
 	if (fd < 0)
 		return fd;
-	/* A refusal may come before the request is read: a failed send still
-	 * leaves the answer to read (and must not raise SIGPIPE). */
-	send_req(fd, "WHO\n", 4);
-	r = read_line(fd, who, wholen);
 	close(fd);
-	if (r)
-		return r;
 	if (strncmp(who, "PID ", 4) == 0)
 		memmove(who, who + 4, strlen(who + 4) + 1);
 	else {
@@ -147,13 +172,17 @@ int npc_ctl_list(const char *link, void (*emit)(void *ctx, const char *name, con
 		 void *ctx, char *err, size_t errlen)
 {
 	char line[2 * NBDP_NAME_MAX + 64];
-	int fd = ctl_connect(link), r;
+	int fd = ask(link, "LIST\n", 5, line, sizeof(line)), r;
 
-	if (fd < 0)
+	if (fd == -ECONNREFUSED || fd == -ENOENT)
 		return fd;   /* no owner: the caller opens the link itself */
-	send_req(fd, "LIST\n", 5);
-	for (;;) {
-		if ((r = read_line(fd, line, sizeof(line)))) {
+	if (fd < 0) {
+		snprintf(err, errlen, "the nbd-pcie-client holding the link did not answer: %s",
+			 strerror(-fd));
+		return fd;
+	}
+	for (bool first = true;; first = false) {
+		if (!first && (r = read_line(fd, line, sizeof(line)))) {
 			snprintf(err, errlen, "the nbd-pcie-client holding the link did not answer: %s",
 				 strerror(-r));
 			break;
@@ -180,13 +209,10 @@ int npc_ctl_list(const char *link, void (*emit)(void *ctx, const char *name, con
 /* ATTACH request: the options that describe a device. */
 int npc_ctl_attach(const struct npc_opts *o, char *msg, size_t msglen)
 {
-	char req[NBDP_NAME_MAX + 1024];
-	int fd = ctl_connect(o->link), r, n;
+	char req[NBDP_NAME_MAX + 1024], ans[1024];
+	int fd, n;
 
-	if (fd < 0)
-		return fd;   /* no holder: this process attaches itself */
 	if (strpbrk(o->name, "\n") || (o->identifier && strchr(o->identifier, '\n'))) {
-		close(fd);
 		snprintf(msg, msglen, "export name or identifier with a newline");
 		return -EINVAL;
 	}
@@ -198,22 +224,22 @@ int npc_ctl_attach(const struct npc_opts *o, char *msg, size_t msglen)
 		     o->connections, o->persist, o->readonly, o->no_optgo, o->swap,
 		     o->identifier ? o->identifier : "");
 	if (n >= (int)sizeof(req)) {
-		close(fd);
 		snprintf(msg, msglen, "attach request too long");
 		return -EINVAL;
 	}
-	send_req(fd, req, (size_t)n);
-	r = read_line(fd, req, sizeof(req));
-	close(fd);
-	if (r) {
-		snprintf(msg, msglen, "the process holding the link did not answer: %s", strerror(-r));
+	fd = ask(o->link, req, (size_t)n, ans, sizeof(ans));
+	if (fd == -ECONNREFUSED || fd == -ENOENT)
+		return fd;   /* no holder: this process attaches itself */
+	if (fd < 0) {
+		snprintf(msg, msglen, "the process holding the link did not answer: %s", strerror(-fd));
 		return -EIO;
 	}
-	if (strncmp(req, "OK ", 3) == 0) {
-		snprintf(msg, msglen, "%s", req + 3);
+	close(fd);
+	if (strncmp(ans, "OK ", 3) == 0) {
+		snprintf(msg, msglen, "%s", ans + 3);
 		return 0;
 	}
-	snprintf(msg, msglen, "%s", strncmp(req, "ERR ", 4) == 0 ? req + 4 : req);
+	snprintf(msg, msglen, "%s", strncmp(ans, "ERR ", 4) == 0 ? ans + 4 : ans);
 	return -EIO;
 }
 

@@ -1,7 +1,9 @@
 /* The control socket's WHO question (npc_ctl_who): a holder answering
  * "PID n" is named by its pid; any other answer, or none, is reported as
  * "(unknown: ...)" with the answer itself (it is built from a copy: the
- * answer and the result share the caller's buffer). */
+ * answer and the result share the caller's buffer). And every question
+ * (WHO, LIST, ATTACH) asked of a holder that closes it unanswered. */
+#include <stdbool.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -102,6 +104,89 @@ static void test_long_answer_truncated(void **state)
 	assert_memory_equal(who, want, sizeof(who) - 1);
 }
 
+/* A holder that takes a connection into its backlog and closes it
+ * unanswered (an owner exiting after its last device) is asked again:
+ * a holder still there answers the second time; one that is gone leaves
+ * the link to the caller (-ECONNREFUSED), for WHO, LIST and ATTACH alike. */
+struct dropper {
+	int lfd;
+	bool vanish;     /* after the drop, stop listening (the owner exited) */
+	int accepted;
+};
+
+static void *dropper_main(void *arg)
+{
+	struct dropper *h = arg;
+
+	for (;;) {
+		struct pollfd p = { .fd = h->lfd, .events = POLLIN };
+		char q[2048];
+		int fd;
+
+		if (poll(&p, 1, 10000) != 1 || (fd = accept(h->lfd, NULL, NULL)) < 0)
+			return NULL;
+		if (h->accepted++ == 0) {
+			close(fd);   /* unanswered */
+			if (h->vanish) {
+				close(h->lfd);
+				h->lfd = -1;
+				return NULL;
+			}
+			continue;
+		}
+		if (read(fd, q, sizeof(q)) > 0 && write(fd, "PID 77\n", 7) < 0)
+			h->accepted = -100;
+		close(fd);
+		return NULL;
+	}
+}
+
+static void test_holder_closing_unanswered(void **state)
+{
+	char link[64], err[256], who[64];
+	struct npc_opts o = { .name = "disk" };
+	pthread_t t;
+	int r;
+
+	(void)state;
+	for (int vanish = 0; vanish < 2; vanish++) {
+		for (int kind = 0; kind < 3; kind++) {
+			struct dropper h = { .vanish = vanish };
+
+			snprintf(link, sizeof(link), "shm:/dev/shm/test-ctl-drop-%d-%d-%d", (int)getpid(),
+			         vanish, kind);
+			o.link = link;
+			h.lfd = npc_ctl_listen(link, err, sizeof(err));
+			assert_true(h.lfd >= 0);
+			assert_int_equal(pthread_create(&t, NULL, dropper_main, &h), 0);
+			if (kind == 0)
+				r = npc_ctl_who(link, who, sizeof(who));
+			else if (kind == 1)
+				r = npc_ctl_list(link, NULL, NULL, err, sizeof(err));
+			else
+				r = npc_ctl_attach(&o, err, sizeof(err));
+			pthread_join(t, NULL);
+			if (h.lfd >= 0)
+				close(h.lfd);
+			if (vanish) {
+				assert_int_equal(r, -ECONNREFUSED);
+				assert_int_equal(h.accepted, 1);
+				continue;
+			}
+			assert_int_equal(h.accepted, 2);
+			if (kind == 0) {
+				assert_int_equal(r, 0);
+				assert_string_equal(who, "77");
+			} else {
+				/* "PID 77" is not what LIST or ATTACH expect: an error
+				 * that quotes it, from the second holder's answer */
+				assert_int_not_equal(r, 0);
+				assert_non_null(strstr(err, "PID 77"));
+			}
+		}
+	}
+}
+
 static void test_no_holder(void **state)
 {
 	char who[64];
@@ -118,6 +203,7 @@ int main(void)
 		cmocka_unit_test(test_other_answer),
 		cmocka_unit_test(test_long_answer_truncated),
 		cmocka_unit_test(test_no_holder),
+		cmocka_unit_test(test_holder_closing_unanswered),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
